@@ -1,0 +1,77 @@
+#!/bin/busybox sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# /init of the dom0 initramfs: start the Xen toolstack daemons, create the PV domU with xl, relay its
+# console, run the dom0 tests and power off. Every wait polls for a condition under a deadline, and
+# each step prints an XR-STAGE marker so that the host can name the stage a hang happened in.
+/bin/busybox --install -s /bin
+export PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmpfs /run
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+. /etc/xr/params
+. /usr/share/xr/lib.sh
+
+stage dom0-init
+mount -t xenfs xenfs /proc/xen || log "mount xenfs failed"
+mkdir -p /var/lock /run/xen /run/xenstored /var/lib/xen /var/log/xen/console
+
+stage xenstored
+XENSTORED_ROOTDIR=/run/xenstored xenstored --pid-file /run/xen/xenstored.pid
+wait_for 30 "xenstored answers" xenstore-read -s / || fatal "xenstored did not come up"
+xen-init-dom0 >/dev/null || fatal "xen-init-dom0 failed"
+xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest || fatal "xenconsoled failed"
+stage xenstored-up
+
+stage xl-create
+xl create -p /etc/xen/domU.cfg >/tmp/xl-create.log 2>&1 || { cat /tmp/xl-create.log; fatal "xl create failed"; }
+D=$(xl domid domU) || fatal "xl domid failed"
+log "domU is domain $D"
+# A driverless test device, created the way libxl creates generic devices (frontend node first), so
+# that xenbus enumeration is checked in both domains.
+FE=/local/domain/$D/device/xrtest/0
+BE=/local/domain/0/backend/xrtest/$D/0
+xenstore-write $FE/backend $BE $FE/backend-id 0 $FE/state 1
+xenstore-chmod -r $FE n$D r0
+xenstore-write $BE/frontend $FE $BE/frontend-id $D $BE/online 1 $BE/state 1
+xenstore-chmod -r $BE n0 r$D
+stage domU-created
+xl unpause domU || fatal "xl unpause failed"
+
+# Relay the domU console to ours, line by line, until the domU reports that it is done.
+GLOG=/var/log/xen/console/guest-domU.log
+stage domU-boot
+relayed=0
+deadline=$(( $(uptime_s) + XR_DOMU_TIMEOUT ))
+relay() {
+	[ -f $GLOG ] || return 0
+	local n
+	n=$(wc -l <$GLOG)
+	if [ "$n" -gt "$relayed" ]; then
+		sed -n "$((relayed + 1)),${n}p" $GLOG | sed 's/^/[domU] /'
+		relayed=$n
+	fi
+}
+domU_done() { grep -q '^XR-DONE domU' $GLOG 2>/dev/null; }
+while ! domU_done; do
+	relay
+	xl domid domU >/dev/null 2>&1 || { log "domU is gone"; break; }
+	[ "$(uptime_s)" -ge $deadline ] && { log "domU did not report within ${XR_DOMU_TIMEOUT}s"; break; }
+	sleep 1
+done
+# The domU may have finished and gone between two polls: relay what is left, then decide.
+relay
+domU_done && relayed_all=1 || relayed_all=0
+echo "XR-DOMU-RELAYED done=$relayed_all"
+
+stage dom0-tests
+. /usr/share/xr/dom0-tests.sh
+run_tests dom0 dom0_tests
+
+# The domU powers itself off; wait for it to go away so that no domain is left behind.
+wait_for 30 "domU destroyed" sh -c '! xl domid domU' || xl destroy domU
+echo "XR-DONE dom0"
+poweroff -f

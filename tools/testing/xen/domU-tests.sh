@@ -1,0 +1,17 @@
+# SPDX-License-Identifier: GPL-2.0
+# Tests run in the PV domU (sourced by domU-init.sh).
+
+domU_tests() {
+	t "hypervisor is xen" has_line /sys/hypervisor/type '^xen$'
+	t "not the initial domain" sh -c '! grep -q control_d /proc/xen/capabilities 2>/dev/null'
+	t "xen frontend bus is registered" test -d /sys/bus/xen/devices
+	t "xenbus frontend enumerated xrtest-0" test -e /sys/bus/xen/devices/xrtest-0
+	t "frontend device nodename" has_line /sys/bus/xen/devices/xrtest-0/nodename '^device/xrtest/0$'
+	t "console is the Xen hvc0" has_line /proc/consoles '^hvc0'
+	t "hvc0 tty exists" test -e /sys/class/tty/hvc0
+	t "insmod rust_xen_hello" insmod /lib/modules/xr/rust_xen_hello.ko
+	t "rust_xen_hello in /proc/modules" module_loaded rust_xen_hello
+	t "rust_xen_hello saw domU" dmesg_has "rust_xen_hello: loaded in domU (Pv guest)"
+	t "rmmod rust_xen_hello" rmmod rust_xen_hello
+	t "rust_xen_hello gone from /proc/modules" module_gone rust_xen_hello
+}

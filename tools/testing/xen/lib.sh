@@ -1,0 +1,52 @@
+# SPDX-License-Identifier: GPL-2.0
+# Helpers for the dom0 and domU init scripts (busybox sh).
+
+uptime_s() { cut -d. -f1 /proc/uptime; }
+log() { echo "XR-LOG [$(cut -d' ' -f1 /proc/uptime)] $*"; }
+stage() { echo "XR-STAGE $1"; }
+fatal() { echo "XR-FATAL $*"; poweroff -f; }
+
+# wait_for SECONDS WHAT CMD...: poll CMD once a second until it succeeds or the deadline passes.
+wait_for() {
+	local secs=$1 what=$2 i=0
+	shift 2
+	while ! "$@" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -ge "$secs" ] && { log "gave up waiting for $what after ${secs}s"; return 1; }
+		sleep 1
+	done
+	return 0
+}
+
+# Test bookkeeping: each test prints one TAP line. `t NAME CMD...` passes when CMD succeeds; its output
+# is shown as diagnostics when it fails.
+XR_N=0
+XR_FAILED=0
+t() {
+	local name=$1 out
+	shift
+	XR_N=$((XR_N + 1))
+	if out=$("$@" 2>&1); then
+		echo "ok $XR_N $name"
+	else
+		echo "not ok $XR_N $name"
+		echo "$out" | tail -5 | sed 's/^/# /'
+		XR_FAILED=$((XR_FAILED + 1))
+	fi
+}
+
+# run_tests DOMAIN FUNCTION: run FUNCTION (which calls t for each test) inside TAP markers. The plan is
+# printed at the end, so a run that dies half-way has no plan and is reported as truncated.
+run_tests() {
+	echo "XR-TAP-BEGIN $1"
+	echo "TAP version 13"
+	"$2"
+	echo "1..$XR_N"
+	echo "XR-TAP-END $1 failed=$XR_FAILED"
+}
+
+# Checks shared by both domains.
+has_line() { grep -q "$2" "$1"; }
+module_loaded() { grep -q "^$1 " /proc/modules; }
+module_gone() { ! grep -q "^$1 " /proc/modules; }
+dmesg_has() { dmesg | grep -q "$1"; }

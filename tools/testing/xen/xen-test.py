@@ -1,0 +1,535 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Run kernel tests under a real Xen hypervisor: PV dom0 and PV domU, booted in QEMU.
+
+  xen-test.py run --obj DIR --xen FILE --xen-root DIR [--logs DIR]
+      Build the dom0 and domU initramfs, boot Xen with the kernel of DIR (a kbuild O= directory) as
+      dom0, create a domU from the same kernel with xl, and collect KUnit (from both boot logs) and
+      the init scripts' TAP tests (from both domains).
+  xen-test.py replay LOG
+      Evaluate a console log saved by an earlier run, as if it had just been produced.
+  xen-test.py self-test
+      Check that the harness catches failures: a KTAP `not ok`, a truncated stream, a domU that never
+      reports, and a hang (reported with its stage).
+
+Each run prints a per-domain summary and, as its last line, `N passed, N failed`; it exits non-zero on
+any failure. Nothing passes by default: each domain must positively report every result.
+"""
+import argparse
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Stages of a run, each entered when its marker appears on the console, each with its own time limit
+# (seconds, under TCG on 2 cores). A run stuck in a stage past its limit is stopped and reported with
+# the stage's name.
+STAGES = [
+    ("Xen boot", None, 180),
+    ("dom0 kernel boot", re.compile(r"^Linux version "), 900),
+    ("dom0 init", re.compile(r"^XR-STAGE dom0-init$"), 60),
+    ("xenstored", re.compile(r"^XR-STAGE xenstored$"), 90),
+    ("xl create", re.compile(r"^XR-STAGE xl-create$"), 120),
+    ("domU boot", re.compile(r"^XR-STAGE domU-boot$"), 900),
+    ("domU tests", re.compile(r"^\[domU\] XR-STAGE domU-init$"), 300),
+    ("dom0 tests", re.compile(r"^XR-STAGE dom0-tests$"), 180),
+    ("shutdown", re.compile(r"^XR-DONE dom0$"), 60),
+]
+PANIC = re.compile(r"Kernel panic - not syncing|\(XEN\) Panic on CPU|^\[domU\] .*Kernel panic")
+# Once dom0 has powered off, Xen halts or reboots; either ends the run.
+HALTED = re.compile(r"\(XEN\) (Hardware Dom0 (halted|shutdown)|Domain 0 (halted|shutdown))")
+DOMAINS = ("dom0", "domU")
+
+
+# ---------------------------------------------------------------------------------------------------
+# KTAP / TAP parsing
+
+TAP_LINE = re.compile(r"^(?P<indent>\s*)(?:(?P<ok>not ok|ok) (?P<num>\d+)(?: -)? ?(?P<rest>.*)"
+                      r"|(?P<plan>1\.\.(?P<count>\d+))|(?P<ktap>K?TAP version \d+)"
+                      r"|# Subtest: (?P<subtest>.*))$")
+
+
+class Result:
+    def __init__(self, domain, group, name, status, note=""):
+        self.domain, self.group, self.name, self.status, self.note = domain, group, name, status, note
+
+    def __str__(self):
+        s = f"{self.status.upper():4} {self.domain}: {self.group}: {self.name}"
+        return s + (f" ({self.note})" if self.note else "")
+
+
+def _status(ok, rest):
+    if ok == "ok":
+        return "skip" if re.search(r"#\s*SKIP", rest, re.I) else "pass"
+    return "fail"
+
+
+def _strip_directive(rest):
+    return re.sub(r"\s*#.*$", "", rest).strip()
+
+
+def parse_kunit(lines, domain):
+    """Parse KUnit's boot-time KTAP output among other console lines.
+
+    Returns (results, problems). Each test case (a result at depth 1) is one result; a suite whose
+    plan is not met, or a top-level plan that is not met, is a problem (the stream was truncated).
+    """
+    results, problems = [], []
+    start = None
+    for i, line in enumerate(lines):
+        if line.rstrip() == "KTAP version 1":
+            start = i
+            break
+    if start is None:
+        return results, [f"{domain}: no KUnit output (no top-level 'KTAP version 1')"]
+    top_plan, top_seen = None, 0
+    suite, suite_plan, suite_seen, cases = None, None, 0, []
+    for line in lines[start + 1:]:
+        m = TAP_LINE.match(line.rstrip())
+        if not m:
+            continue
+        depth = len(m.group("indent").expandtabs(4)) // 4
+        if m.group("plan") and depth == 0 and top_plan is None:
+            top_plan = int(m.group("count"))
+        elif m.group("subtest") and depth == 1:
+            suite, suite_plan, suite_seen, cases = m.group("subtest").strip(), None, 0, []
+        elif m.group("plan") and depth == 1:
+            suite_plan = int(m.group("count"))
+        elif m.group("ok") and depth == 1:
+            suite_seen += 1
+            st = _status(m.group("ok"), m.group("rest"))
+            cases.append(Result(domain, f"KUnit {suite}", _strip_directive(m.group("rest")), st))
+        elif m.group("ok") and depth == 0:
+            top_seen += 1
+            name = _strip_directive(m.group("rest"))
+            if suite_plan is None:
+                problems.append(f"{domain}: KUnit suite {name}: no plan")
+            elif suite_seen != suite_plan:
+                problems.append(f"{domain}: KUnit suite {name}: planned {suite_plan} cases, got {suite_seen}")
+            if _status(m.group("ok"), m.group("rest")) == "fail" and all(c.status != "fail" for c in cases):
+                problems.append(f"{domain}: KUnit suite {name} failed outside its cases")
+            results += cases
+            suite, suite_plan, suite_seen, cases = None, None, 0, []
+            if top_plan is not None and top_seen == top_plan:
+                break
+    if top_plan is None:
+        problems.append(f"{domain}: KUnit output has no top-level plan (truncated)")
+    elif top_seen != top_plan:
+        problems.append(f"{domain}: KUnit planned {top_plan} suites, {top_seen} reported (truncated"
+                        + (f" in suite {suite}" if suite else "") + ")")
+    return results, problems
+
+
+def parse_tap_block(lines, domain):
+    """Parse the init script's TAP between XR-TAP-BEGIN and XR-TAP-END markers."""
+    begin = end = None
+    for i, line in enumerate(lines):
+        if line.strip() == f"XR-TAP-BEGIN {domain}":
+            begin = i
+        elif begin is not None and line.startswith(f"XR-TAP-END {domain}"):
+            end = i
+            break
+    if begin is None:
+        return [], [f"{domain}: the tests never started (no XR-TAP-BEGIN {domain})"]
+    results, problems, plan = [], [], None
+    diag = None
+    for line in lines[begin + 1:end if end is not None else len(lines)]:
+        m = TAP_LINE.match(line.rstrip())
+        if m and m.group("ok") and not m.group("indent"):
+            diag = Result(domain, "tests", _strip_directive(m.group("rest")), _status(m.group("ok"), m.group("rest")))
+            results.append(diag)
+        elif m and m.group("plan") and not m.group("indent"):
+            plan = int(m.group("count"))
+        elif line.startswith("# ") and diag is not None and diag.status == "fail":
+            diag.note = (diag.note + "; " if diag.note else "") + line[2:].strip()
+    if end is None:
+        problems.append(f"{domain}: the tests did not finish (no XR-TAP-END {domain}; truncated after "
+                        f"{len(results)} results)")
+    elif plan is None:
+        problems.append(f"{domain}: the tests printed no plan")
+    elif plan != len(results):
+        problems.append(f"{domain}: the tests planned {plan}, reported {len(results)}")
+    return results, problems
+
+
+def split_console(lines):
+    """Split the serial console into the dom0 and domU streams (Xen's own lines are dropped)."""
+    streams = {"dom0": [], "domU": []}
+    for line in lines:
+        if line.startswith("[domU] "):
+            streams["domU"].append(line[len("[domU] "):])
+        elif not line.startswith("(XEN)"):
+            streams["dom0"].append(line)
+    return streams
+
+
+def evaluate(lines, expect_suites=()):
+    """All results and problems found in a console log."""
+    results, problems = [], []
+    streams = split_console(lines)
+    for d in DOMAINS:
+        s = streams[d]
+        for line in s:
+            if line.startswith("XR-FATAL"):
+                problems.append(f"{d}: {line[len('XR-FATAL '):]}")
+        # KUnit runs before init: its output ends where the init script starts talking.
+        boot = []
+        for line in s:
+            if line.startswith("XR-STAGE"):
+                break
+            boot.append(line)
+        r, p = parse_kunit(boot, d)
+        results += r
+        problems += p
+        suites = {x.group[len("KUnit "):] for x in r}
+        for want in expect_suites:
+            if r and want not in suites:
+                problems.append(f"{d}: KUnit suite {want} did not run")
+        r, p = parse_tap_block(s, d)
+        results += r
+        problems += p
+    return results, problems
+
+
+# ---------------------------------------------------------------------------------------------------
+# Initramfs
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, text=True, capture_output=True, **kw).stdout
+
+
+def copy_libs(binaries, dest, libdirs):
+    """Copy the shared libraries the binaries need (resolved with ldd) into dest."""
+    env = dict(os.environ, LD_LIBRARY_PATH=":".join(libdirs))
+    seen = set()
+    for b in binaries:
+        out = subprocess.run(["ldd", b], env=env, capture_output=True, text=True).stdout
+        for m in re.finditer(r"(?:=> )?(/\S+) \(0x", out):
+            seen.add(m.group(1))
+        if "not found" in out:
+            raise RuntimeError(f"{b}: missing libraries:\n{out}")
+    for lib in sorted(seen) + ["/lib/x86_64-linux-gnu/libgcc_s.so.1"]:
+        # xl needs libgcc_s (pthread_cancel dlopens it) though ldd does not list it.
+        target = dest + (lib if not lib.startswith(tuple(libdirs)) else
+                         "/usr/lib/x86_64-linux-gnu/" + os.path.basename(lib))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy2(os.path.realpath(lib), target)
+
+
+def make_cpio(root, out, level=1):
+    sh(f"cd '{root}' && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -{level} > '{out}'")
+
+
+def build_initramfs(args, work):
+    obj, xroot = args.obj, args.xen_root
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    modules = sorted(sh(f"find '{obj}' -name '*.ko'").split())
+    params = f"XR_DOMU_TIMEOUT={STAGES[5][2] + STAGES[6][2]}\n"
+
+    def common(root):
+        for d in ("bin", "dev", "proc", "sys", "tmp", "run", "etc/xr", "usr/share/xr", "lib/modules/xr"):
+            os.makedirs(f"{root}/{d}", exist_ok=True)
+        shutil.copy2(busybox, f"{root}/bin/busybox")
+        for f in ("lib.sh", "dom0-tests.sh", "domU-tests.sh"):
+            shutil.copy2(f"{HERE}/{f}", f"{root}/usr/share/xr/{f}")
+        for m in modules:
+            shutil.copy2(m, f"{root}/lib/modules/xr/")
+        with open(f"{root}/etc/xr/params", "w") as f:
+            f.write(params)
+
+    u = f"{work}/domU"
+    common(u)
+    shutil.copy2(f"{HERE}/domU-init.sh", f"{u}/init")
+    os.chmod(f"{u}/init", 0o755)
+    make_cpio(u, f"{work}/domU.cpio.gz", 6)
+
+    r = f"{work}/dom0"
+    common(r)
+    for d in ("root", "etc/xen/scripts", "var/lib/xen", "var/log/xen/console", "usr/lib/xen-4.17/bin", "usr/bin"):
+        os.makedirs(f"{r}/{d}", exist_ok=True)
+    os.symlink("../run", f"{r}/var/run")
+    tools = [f"{xroot}/usr/lib/xen-4.17/bin/{b}" for b in
+             ("xl", "xenstored", "xenconsoled", "xen-init-dom0", "libxl-save-helper")]
+    for t in tools:
+        shutil.copy2(t, f"{r}/usr/lib/xen-4.17/bin/")
+    shutil.copy2(f"{xroot}/usr/bin/xenstore", f"{r}/usr/bin/xenstore")
+    for c in ("read", "write", "ls", "list", "rm", "chmod", "exists", "watch"):
+        os.symlink("xenstore", f"{r}/usr/bin/xenstore-{c}")
+    copy_libs(tools + [f"{xroot}/usr/bin/xenstore"], r, [f"{xroot}/usr/lib/x86_64-linux-gnu"])
+    shutil.copy2(f"{xroot}/etc/xen/xl.conf", f"{r}/etc/xen/")
+    shutil.copy2(f"{xroot}/etc/xen/scripts/hotplugpath.sh", f"{r}/etc/xen/scripts/")
+    shutil.copy2(f"{obj}/vmlinux", f"{r}/root/vmlinux")
+    shutil.copy2(f"{work}/domU.cpio.gz", f"{r}/root/domU.cpio.gz")
+    with open(f"{r}/etc/xen/domU.cfg", "w") as f:
+        f.write('name = "domU"\ntype = "pv"\nkernel = "/root/vmlinux"\nramdisk = "/root/domU.cpio.gz"\n'
+                'extra = "console=hvc0 rdinit=/init"\nmemory = 128\nvcpus = 1\n'
+                'on_poweroff = "destroy"\non_crash = "destroy"\n')
+    shutil.copy2(f"{HERE}/dom0-init.sh", f"{r}/init")
+    os.chmod(f"{r}/init", 0o755)
+    make_cpio(r, f"{work}/dom0.cpio.gz", 1)
+    return f"{work}/dom0.cpio.gz", len(modules)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Running
+
+class Outcome:
+    def __init__(self):
+        self.lines, self.stage, self.failure = [], 0, None
+
+
+def run_console(cmd, log_path, scale=1.0, echo=None):
+    """Run cmd, saving its output to log_path; track stages; stop it on a hang, a panic or the end."""
+    out = Outcome()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    q = queue.Queue()
+
+    def reader():
+        for raw in proc.stdout:
+            q.put(raw.decode("utf-8", "replace").replace("\r", "").rstrip("\n"))
+        q.put(None)
+
+    threading.Thread(target=reader, daemon=True).start()
+    entered = time.monotonic()
+    done_at = None
+    with open(log_path, "w") as log:
+        while True:
+            limit = STAGES[out.stage][2] * scale
+            try:
+                line = q.get(timeout=0.5)
+            except queue.Empty:
+                line = ""
+            if line is None:
+                break
+            now = time.monotonic()
+            if line:
+                out.lines.append(line)
+                log.write(line + "\n")
+                log.flush()
+                if echo:
+                    echo(line)
+                for i in range(len(STAGES) - 1, out.stage, -1):
+                    if STAGES[i][1] and STAGES[i][1].search(line):
+                        out.stage, entered = i, now
+                        break
+                if PANIC.search(line) and not out.failure:
+                    out.failure = f"panic in stage {STAGES[out.stage][0]}"
+                    done_at = done_at or now + 5 * scale  # let the backtrace reach the log
+                if STAGES[out.stage][0] == "shutdown" and HALTED.search(line):
+                    done_at = done_at or now + 1
+            if done_at and now >= done_at:
+                break
+            if not done_at and now - entered > limit:
+                out.failure = (f"timeout in stage {STAGES[out.stage][0]} "
+                               f"(no progress for {int(now - entered)} s, limit {int(limit)} s)")
+                break
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    if not out.failure and STAGES[out.stage][0] != "shutdown":
+        out.failure = f"the emulator exited in stage {STAGES[out.stage][0]}"
+    return out
+
+
+def report(results, problems, failure=None, lines=(), out=sys.stdout, results_path=None):
+    """Print the summary; return the exit code."""
+    passed = sum(r.status == "pass" for r in results)
+    failed = sum(r.status == "fail" for r in results) + len(problems) + (1 if failure else 0)
+    skipped = sum(r.status == "skip" for r in results)
+    for d in DOMAINS:
+        k = [r for r in results if r.domain == d and r.group.startswith("KUnit")]
+        t = [r for r in results if r.domain == d and r.group == "tests"]
+        suites = len({r.group for r in k})
+        print(f"== {d}: KUnit {sum(r.status == 'pass' for r in k)} passed, "
+              f"{sum(r.status == 'fail' for r in k)} failed, {sum(r.status == 'skip' for r in k)} skipped "
+              f"({suites} suites); tests {sum(r.status == 'pass' for r in t)} passed, "
+              f"{sum(r.status == 'fail' for r in t)} failed", file=out)
+    for r in results:
+        if r.group == "tests" or r.status == "fail":
+            print(f"   {r}", file=out)
+    for p in problems:
+        print(f"   FAIL {p}", file=out)
+    if failure:
+        print(f"   FAIL {failure}; last 40 console lines:", file=out)
+        for line in list(lines)[-40:]:
+            print(f"   | {line}", file=out)
+    if results_path:
+        with open(results_path, "w") as f:
+            for r in results:
+                f.write(f"{r}\n")
+            for p in problems:
+                f.write(f"FAIL {p}\n")
+            if failure:
+                f.write(f"FAIL {failure}\n")
+    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""), file=out)
+    return 1 if failed else 0
+
+
+def qemu_cmd(args, initrd):
+    xen_cmdline = ("console=com1 com1=115200 dom0_mem=512M,max:512M dom0_max_vcpus=1 loglvl=all "
+                   "guest_loglvl=all console_timestamps=boot")
+    total = sum(s[2] for s in STAGES)
+    return ["timeout", "--kill-after=10", str(total), "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max",
+            "-m", "1024", "-smp", "1", "-nographic", "-no-reboot", "-monitor", "none", "-serial", "stdio",
+            "-kernel", args.xen, "-append", xen_cmdline,
+            "-initrd", f"{args.obj}/arch/x86/boot/bzImage console=hvc0 earlyprintk=xen,{initrd}"]
+
+
+def cmd_run(args):
+    os.makedirs(args.logs, exist_ok=True)
+    for f in (f"{args.obj}/vmlinux", f"{args.obj}/arch/x86/boot/bzImage", args.xen,
+              f"{args.xen_root}/usr/lib/xen-4.17/bin/xl"):
+        if not os.path.exists(f):
+            print(f"error: {f} is missing (run the build and setup first)", file=sys.stderr)
+            return 2
+    console = f"{args.logs}/console.log"
+    with tempfile.TemporaryDirectory(prefix="xr-initramfs-") as work:
+        t0 = time.monotonic()
+        initrd, nmod = build_initramfs(args, work)
+        print(f"[harness] initramfs built ({os.path.getsize(initrd) // 1024} KiB, {nmod} modules) "
+              f"in {time.monotonic() - t0:.1f} s", flush=True)
+        print(f"[harness] booting Xen + dom0 + domU under QEMU TCG; console: {console}", flush=True)
+        last = [None]
+
+        def progress(line):
+            for name, rx, _ in STAGES:
+                if rx and rx.search(line) and name != last[0]:
+                    last[0] = name
+                    print(f"[harness] {time.monotonic() - t0:6.1f} s  {name}", flush=True)
+            if args.verbose:
+                print(line, flush=True)
+
+        cmd = args.emulator.split() if args.emulator else qemu_cmd(args, initrd)
+        out = run_console(cmd, console, args.timeout_scale, progress)
+        print(f"[harness] run ended after {time.monotonic() - t0:.1f} s", flush=True)
+    results, problems = evaluate(out.lines, args.expect_suite)
+    return report(results, problems, out.failure, out.lines, results_path=f"{args.logs}/results.txt")
+
+
+def cmd_replay(args):
+    with open(args.log, encoding="utf-8", errors="replace") as f:
+        lines = [l.rstrip("\n") for l in f]
+    results, problems = evaluate(lines, args.expect_suite)
+    failure = None
+    if not any(l.startswith("XR-DONE dom0") for l in lines):
+        failure = "the log ends before dom0 reported XR-DONE"
+    return report(results, problems, failure, lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Self-tests: each builds a console that must be rejected and checks the harness says so.
+
+def _kunit(cases, suite="rust_demo", truncate_at=None):
+    lines = ["KTAP version 1", "1..1", "    KTAP version 1", f"    # Subtest: {suite}", f"    1..{len(cases)}"]
+    for i, (name, ok) in enumerate(cases, 1):
+        lines.append(f"    {'ok' if ok else 'not ok'} {i} {name}")
+    lines.append(f"{'ok' if all(ok for _, ok in cases) else 'not ok'} 1 {suite}")
+    return lines[:truncate_at] if truncate_at else lines
+
+
+def _tap(domain, names):
+    return ([f"XR-TAP-BEGIN {domain}", "TAP version 13"] + [f"ok {i} {n}" for i, n in enumerate(names, 1)]
+            + [f"1..{len(names)}", f"XR-TAP-END {domain} failed=0"])
+
+
+def _console(dom0_kunit, domU_kunit, domU_tap=True):
+    lines = ["(XEN) Xen version 4.17", "Linux version 7.3"] + dom0_kunit + ["XR-STAGE dom0-init"]
+    lines += ["XR-STAGE domU-boot"] + ["[domU] " + l for l in domU_kunit + ["XR-STAGE domU-init"]]
+    if domU_tap:
+        lines += ["[domU] " + l for l in _tap("domU", ["a", "b"]) + ["XR-DONE domU"]]
+    return lines + ["XR-STAGE dom0-tests"] + _tap("dom0", ["c"]) + ["XR-DONE dom0"]
+
+
+def cmd_self_test(args):
+    me = os.path.abspath(__file__)
+    good = _kunit([("x", True), ("y", True)])
+    checks = []
+
+    def replay(name, lines, want_rc_nonzero, want_text):
+        with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as f:
+            f.write("\n".join(lines) + "\n")
+        r = subprocess.run([sys.executable, me, "replay", f.name], capture_output=True, text=True)
+        os.unlink(f.name)
+        ok = (r.returncode != 0) == want_rc_nonzero and want_text in r.stdout
+        checks.append((name, ok, f"rc={r.returncode}, wanted text {want_text!r}:\n{r.stdout[-600:]}"))
+
+    replay("a good console passes", _console(good, good), False, "7 passed, 0 failed")
+    replay("a KTAP 'not ok' case fails the run", _console(good, _kunit([("x", True), ("y", False)])),
+           True, "FAIL domU: KUnit rust_demo: y")
+    replay("a truncated KTAP stream fails the run", _console(_kunit([("x", True), ("y", True)], truncate_at=6), good),
+           True, "dom0: KUnit planned 1 suites, 0 reported (truncated")
+    replay("a KTAP stream with no result at all fails the run", _console(["KTAP version 1"], good),
+           True, "no top-level plan")
+    replay("a domU that never reports fails the run", _console(good, good, domU_tap=False),
+           True, "domU: the tests never started")
+    # A hang: an "emulator" that boots to dom0 init, then stays silent.
+    with tempfile.TemporaryDirectory() as d:
+        fake = f"{d}/fake-qemu.sh"
+        with open(fake, "w") as f:
+            f.write("#!/bin/sh\necho '(XEN) Xen version 4.17'\necho 'Linux version 7.3'\n"
+                    "echo 'XR-STAGE dom0-init'\necho 'XR-STAGE xenstored'\nexec sleep 600\n")
+        os.chmod(fake, 0o755)
+        t0 = time.monotonic()
+        r = subprocess.run([sys.executable, me, "run", "--obj", d, "--xen", fake, "--xen-root", d,
+                            "--logs", d, "--emulator", fake, "--timeout-scale", "0.02", "--skip-build-check"],
+                           capture_output=True, text=True, timeout=120)
+        ok = (r.returncode != 0 and "timeout in stage xenstored" in r.stdout
+              and "| XR-STAGE xenstored" in r.stdout and time.monotonic() - t0 < 60)
+        checks.append(("a hang is stopped and named by its stage", ok, r.stdout[-800:] + r.stderr[-400:]))
+    results = []
+    for name, ok, detail in checks:
+        results.append(Result("harness", "self-test", name, "pass" if ok else "fail", "" if ok else detail))
+    for r in results:
+        print(f"   {r}")
+    passed = sum(r.status == "pass" for r in results)
+    print(f"{passed} passed, {len(results) - passed} failed")
+    return 0 if passed == len(results) else 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--obj", required=True, help="kbuild output directory (O=)")
+    r.add_argument("--xen", required=True, help="uncompressed Xen hypervisor image")
+    r.add_argument("--xen-root", required=True, help="xen-utils packages unpacked with dpkg-deb -x")
+    r.add_argument("--logs", default="logs")
+    r.add_argument("--expect-suite", action="append", default=[],
+                   help="a KUnit suite that must have run in both domains")
+    r.add_argument("--emulator", help=argparse.SUPPRESS)
+    r.add_argument("--skip-build-check", action="store_true", help=argparse.SUPPRESS)
+    r.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every stage's time limit")
+    r.add_argument("-v", "--verbose", action="store_true", help="echo the console")
+    p = sub.add_parser("replay")
+    p.add_argument("log")
+    p.add_argument("--expect-suite", action="append", default=[])
+    sub.add_parser("self-test")
+    args = ap.parse_args()
+    if args.cmd == "run":
+        if args.skip_build_check:
+            return cmd_run_fake(args)
+        return cmd_run(args)
+    if args.cmd == "replay":
+        return cmd_replay(args)
+    return cmd_self_test(args)
+
+
+def cmd_run_fake(args):
+    """`run` with a fake emulator and no kernel: only the stage tracking and reporting are exercised."""
+    os.makedirs(args.logs, exist_ok=True)
+    out = run_console(args.emulator.split(), f"{args.logs}/console.log", args.timeout_scale)
+    results, problems = evaluate(out.lines)
+    return report(results, problems, out.failure, out.lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
