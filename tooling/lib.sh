@@ -13,7 +13,7 @@ XR_LOGS=${XR_LOGS:-$XR_TOP/logs}      # logs of the last run, named in the outpu
 
 # The toolchain the kernel is built with (see shared notes: the rustup rustc has no rust-src).
 XR_MAKE_VARS=(ARCH=x86_64 LLVM=-19 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTFMT=/usr/bin/rustfmt
-	CLIPPY_DRIVER=/usr/bin/clippy-driver BINDGEN="${BINDGEN:-$HOME/.cargo/bin/bindgen}")
+	CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver BINDGEN="${BINDGEN:-$HOME/.cargo/bin/bindgen}")
 
 # Overlay directories: files here are copied to the same path in the kernel tree.
 XR_OVERLAY_DIRS=(Documentation drivers include kernel rust samples tools)

@@ -1,0 +1,39 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Rust for Xen on Linux 7.3. This repository is an overlay on linux-source-7.3: see README.md.
+#
+#   make check    setup + build + lint + series + Xen harness; ends with `N passed, N failed`
+#   make demo     boot Xen, dom0 and domU and show what ran in each
+#   make setup    install the toolchain, QEMU, Xen and the Linux source (idempotent)
+#   make build    assemble the tree and build the kernel (incremental)
+#   make series   export everything as a `git format-patch` series in out/series and check it applies
+#   make clean    remove logs/ and out/;  make distclean  also the build in $(XR_CACHE)
+
+XR_CACHE ?= /var/cache/xen-rust
+export XR_CACHE
+
+.PHONY: all check demo setup build series clean distclean
+all: build
+
+check:
+	@bash tooling/check.sh
+
+setup:
+	@bash tooling/setup.sh
+
+build: setup
+	@bash tooling/build.sh
+
+demo: build
+	@python3 tools/testing/xen/xen-test.py demo --obj $(XR_CACHE)/obj --xen $(XR_CACHE)/xen/xen \
+		--xen-root $(XR_CACHE)/xen/root --logs logs
+
+series: build
+	@python3 tooling/tree.py export out/series
+	@python3 tooling/tree.py verify out/series
+
+clean:
+	rm -rf logs out
+
+distclean: clean
+	rm -rf $(XR_CACHE)/obj $(XR_CACHE)/linux

@@ -1,0 +1,75 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make check`: setup, build, lint, series and the Xen harness (self-tests, then a real Xen run with
+# dom0 and domU). Every step counts as tests; the last line is `N passed, N failed`, and the exit code
+# is non-zero on any failure.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+mkdir -p "$XR_LOGS"
+pass=0 fail=0 skip=0
+T0=$(xr_now)
+res() {
+	case $1 in pass) pass=$((pass + 1)) ;; skip) skip=$((skip + 1)) ;; *) fail=$((fail + 1)) ;; esac
+	printf '%-4s %s\n' "$(echo "$1" | tr a-z A-Z)" "$2"
+}
+finish() {
+	xr_step "check finished in $(( $(xr_now) - T0 )) s; logs in $XR_LOGS"
+	echo "$pass passed, $fail failed$([ $skip = 0 ] || echo ", $skip skipped")"
+	[ $fail = 0 ]
+	exit
+}
+# add_counts FILE: take the `N passed, N failed[, N skipped]` last line of a sub-run.
+add_counts() {
+	local last
+	last=$(tail -1 "$1")
+	if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)?$ ]]; then
+		pass=$((pass + BASH_REMATCH[1])) fail=$((fail + BASH_REMATCH[2])) skip=$((skip + ${BASH_REMATCH[4]:-0}))
+		return 0
+	fi
+	res fail "$2: no result line (see $1)"
+}
+
+xr_step "check 1/6: setup"
+bash "$XR_TOP/tooling/setup.sh" || { res fail "setup"; finish; }
+
+xr_step "check 2/6: build"
+if bash "$XR_TOP/tooling/build.sh"; then res pass "kernel build (bzImage, vmlinux, modules)"; else
+	res fail "kernel build (log: $XR_LOGS/build.log)"; finish; fi
+
+xr_step "check 3/6: lint"
+if [ -s "$XR_LOGS/lint-status" ]; then
+	while read -r st msg; do res "$st" "$msg"; done <"$XR_LOGS/lint-status"
+else
+	res fail "lint: no clippy/rustdoc status from the build"
+fi
+mapfile -t rsfiles < <(grep '\.rs$' "$XR_SRC/.xr-managed")
+if (cd "$XR_SRC" && /usr/bin/rustfmt --check --edition 2021 --config-path .rustfmt.toml "${rsfiles[@]}") \
+	>"$XR_LOGS/rustfmt.txt" 2>&1; then
+	res pass "rustfmt: ${#rsfiles[@]} Rust files of ours are formatted"
+else
+	res fail "rustfmt: unformatted Rust code (see $XR_LOGS/rustfmt.txt)"; head -20 "$XR_LOGS/rustfmt.txt"
+fi
+
+xr_step "check 4/6: patch series"
+if python3 "$XR_TOP/tooling/tree.py" export "$XR_TOP/out/series" >"$XR_LOGS/series.log" 2>&1; then
+	res pass "series: every overlay file and patch is in the exported series ($(ls "$XR_TOP"/out/series/*.patch | wc -l) patches)"
+	if python3 "$XR_TOP/tooling/tree.py" verify "$XR_TOP/out/series" >>"$XR_LOGS/series.log" 2>&1; then
+		res pass "series: git am onto pristine Linux reproduces the built tree"
+	else
+		res fail "series: does not apply to pristine Linux (see $XR_LOGS/series.log)"; tail -5 "$XR_LOGS/series.log"
+	fi
+else
+	res fail "series: export failed (see $XR_LOGS/series.log)"; tail -5 "$XR_LOGS/series.log"
+fi
+
+xr_step "check 5/6: harness self-tests (failures must be caught)"
+python3 "$XR_TOP/tools/testing/xen/xen-test.py" self-test 2>&1 | tee "$XR_LOGS/self-test.log" | sed '$d'
+add_counts "$XR_LOGS/self-test.log" "harness self-tests"
+
+xr_step "check 6/6: Xen 4.17 + dom0 + domU under QEMU TCG"
+python3 "$XR_TOP/tools/testing/xen/xen-test.py" run --obj "$XR_OBJ" --xen "$XR_XEN/xen" \
+	--xen-root "$XR_XEN/root" --logs "$XR_LOGS" --expect-suite rust_xen_domain 2>&1 |
+	tee "$XR_LOGS/xen-test.log" | sed '$d'
+add_counts "$XR_LOGS/xen-test.log" "Xen run"
+finish
