@@ -44,7 +44,7 @@ else
 	res fail "lint: no clippy/rustdoc status from the build"
 fi
 mapfile -t rsfiles < <(grep '\.rs$' "$XR_SRC/.xr-managed")
-if (cd "$XR_SRC" && /usr/bin/rustfmt --check --edition 2021 --config-path .rustfmt.toml "${rsfiles[@]}") \
+if (cd "$XR_SRC" && /usr/bin/rustfmt --check --color never --edition 2021 --config-path .rustfmt.toml "${rsfiles[@]}") \
 	>"$XR_LOGS/rustfmt.txt" 2>&1; then
 	res pass "rustfmt: ${#rsfiles[@]} Rust files of ours are formatted"
 else

@@ -24,7 +24,11 @@ impl kernel::Module for RustXenHello {
             pr_err!("not running on Xen\n");
             return Err(ENODEV);
         }
-        let role = if xen::is_initial_domain() { "dom0" } else { "domU" };
+        let role = if xen::is_initial_domain() {
+            "dom0"
+        } else {
+            "domU"
+        };
         pr_info!("loaded in {role} ({kind:?} guest)\n");
         Ok(RustXenHello)
     }

@@ -233,6 +233,7 @@ def build_initramfs(args, work):
     busybox = shutil.which("busybox") or "/bin/busybox"
     modules = sorted(sh(f"find '{obj}' -name '*.ko'").split())
     params = f"XR_DOMU_TIMEOUT={STAGES[5][2] + STAGES[6][2]}\n"
+    kunit = f" kunit.filter_glob={args.kunit_filter}" if args.kunit_filter else ""
 
     def common(root):
         for d in ("bin", "dev", "proc", "sys", "tmp", "run", "etc/xr", "usr/share/xr", "lib/modules/xr"):
@@ -270,7 +271,7 @@ def build_initramfs(args, work):
     shutil.copy2(f"{work}/domU.cpio.gz", f"{r}/root/domU.cpio.gz")
     with open(f"{r}/etc/xen/domU.cfg", "w") as f:
         f.write('name = "domU"\ntype = "pv"\nkernel = "/root/vmlinux"\nramdisk = "/root/domU.cpio.gz"\n'
-                'extra = "console=hvc0 rdinit=/init"\nmemory = 128\nvcpus = 1\n'
+                f'extra = "console=hvc0 rdinit=/init{kunit}"\nmemory = 128\nvcpus = 1\n'
                 'on_poweroff = "destroy"\non_crash = "destroy"\n')
     shutil.copy2(f"{HERE}/dom0-init.sh", f"{r}/init")
     os.chmod(f"{r}/init", 0o755)
@@ -381,13 +382,14 @@ QEMU_CPU = os.environ.get("XR_QEMU_CPU", "max,-xsave")
 
 
 def qemu_cmd(args, initrd):
+    kunit = f" kunit.filter_glob={args.kunit_filter}" if args.kunit_filter else ""
     xen_cmdline = ("console=com1 com1=115200 dom0_mem=512M,max:512M dom0_max_vcpus=1 loglvl=all "
                    "guest_loglvl=all console_timestamps=boot")
     total = sum(s[2] for s in STAGES)
     return ["timeout", "--kill-after=10", str(total), "qemu-system-x86_64", "-accel", "tcg", "-cpu", QEMU_CPU,
             "-m", "1024", "-smp", "1", "-nographic", "-no-reboot", "-monitor", "none", "-serial", "stdio",
             "-kernel", args.xen, "-append", xen_cmdline,
-            "-initrd", f"{args.obj}/arch/x86/boot/bzImage console=hvc0 earlyprintk=xen,{initrd}"]
+            "-initrd", f"{args.obj}/arch/x86/boot/bzImage console=hvc0 earlyprintk=xen{kunit},{initrd}"]
 
 
 def cmd_run(args):
@@ -553,6 +555,8 @@ def main():
                    help="a KUnit suite that must have run in both domains")
     r.add_argument("--emulator", help=argparse.SUPPRESS)
     r.add_argument("--skip-build-check", action="store_true", help=argparse.SUPPRESS)
+    r.add_argument("--kunit-filter", metavar="GLOB",
+                   help="run only the matching KUnit suites/cases in both domains (kunit.filter_glob)")
     r.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every stage's time limit")
     r.add_argument("-v", "--verbose", action="store_true", help="echo the console")
     d = sub.add_parser("demo", parents=[], help="like run, and print a transcript of both domains")
