@@ -1,6 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
+#include <linux/mm.h>
+#include <xen/events.h>
+#include <xen/grant_table.h>
 #include <xen/xen.h>
+#include <xen/page.h>
+#include <xen/xenbus.h>
+#include <asm/xen/hypercall.h>
+#if IS_ENABLED(CONFIG_RUST_XEN_KUNIT_TEST)
+#include <kunit/test.h>
+#include <kunit/test-bug.h>
+#endif
+#include <xen/interface/io/ring.h>
+#include <xen/interface/io/blkif.h>
+#include <xen/interface/io/netif.h>
 
 __rust_helper bool rust_helper_xen_domain(void)
 {
@@ -21,3 +34,105 @@ __rust_helper bool rust_helper_xen_initial_domain(void)
 {
 	return xen_initial_domain();
 }
+
+/* Barriers for memory shared with another domain: real even on UP kernels. */
+__rust_helper void rust_helper_virt_mb(void)
+{
+	virt_mb();
+}
+
+__rust_helper void rust_helper_virt_rmb(void)
+{
+	virt_rmb();
+}
+
+__rust_helper void rust_helper_virt_wmb(void)
+{
+	virt_wmb();
+}
+
+__rust_helper void *rust_helper_xen_page_address(struct page *page)
+{
+	return page_address(page);
+}
+
+__rust_helper unsigned long rust_helper_xen_page_to_gfn(struct page *page)
+{
+	return xen_page_to_gfn(page);
+}
+
+__rust_helper int rust_helper_HYPERVISOR_event_channel_op(int cmd, void *arg)
+{
+	return HYPERVISOR_event_channel_op(cmd, arg);
+}
+
+__rust_helper void rust_helper_notify_remote_via_evtchn(evtchn_port_t port)
+{
+	notify_remote_via_evtchn(port);
+}
+
+__rust_helper void rust_helper_xen_evtchn_close(evtchn_port_t port)
+{
+	xen_evtchn_close(port);
+}
+
+__rust_helper void rust_helper_gnttab_set_map_op(struct gnttab_map_grant_ref *map,
+						 phys_addr_t addr, uint32_t flags,
+						 grant_ref_t ref, domid_t domid)
+{
+	gnttab_set_map_op(map, addr, flags, ref, domid);
+}
+
+__rust_helper void rust_helper_gnttab_set_unmap_op(struct gnttab_unmap_grant_ref *unmap,
+						   phys_addr_t addr, uint32_t flags,
+						   grant_handle_t handle)
+{
+	gnttab_set_unmap_op(unmap, addr, flags, handle);
+}
+
+__rust_helper bool rust_helper_xen_xenstored_ready(void)
+{
+	return READ_ONCE(xenstored_ready) > 0;
+}
+
+#if IS_ENABLED(CONFIG_RUST_XEN_KUNIT_TEST)
+/* Marks the running KUnit test as skipped, with a reason. */
+__rust_helper void rust_helper_xen_kunit_skip(const char *reason)
+{
+	struct kunit *test = kunit_get_current_test();
+
+	if (test)
+		kunit_mark_skipped(test, "%s", reason);
+}
+
+/*
+ * Ring geometry as the ring.h macros compute it, for the Rust ring layout tests:
+ * out[0] = entries (__CONST_RING_SIZE), out[1] = entry size, out[2] = offset of the entries.
+ * proto 0: blkif, 1: netif tx, 2: netif rx (one page each), 3: blkif on four pages.
+ */
+__rust_helper void rust_helper_xen_ring_geometry(unsigned int proto, size_t *out)
+{
+	switch (proto) {
+	case 0:
+		out[0] = __CONST_RING_SIZE(blkif, PAGE_SIZE);
+		out[1] = sizeof(union blkif_sring_entry);
+		out[2] = offsetof(struct blkif_sring, ring);
+		break;
+	case 1:
+		out[0] = __CONST_RING_SIZE(xen_netif_tx, PAGE_SIZE);
+		out[1] = sizeof(union xen_netif_tx_sring_entry);
+		out[2] = offsetof(struct xen_netif_tx_sring, ring);
+		break;
+	case 2:
+		out[0] = __CONST_RING_SIZE(xen_netif_rx, PAGE_SIZE);
+		out[1] = sizeof(union xen_netif_rx_sring_entry);
+		out[2] = offsetof(struct xen_netif_rx_sring, ring);
+		break;
+	default:
+		out[0] = __CONST_RING_SIZE(blkif, 4 * PAGE_SIZE);
+		out[1] = sizeof(union blkif_sring_entry);
+		out[2] = offsetof(struct blkif_sring, ring);
+		break;
+	}
+}
+#endif

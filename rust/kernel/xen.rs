@@ -8,7 +8,13 @@
 //!
 //! C header: [`include/xen/xen.h`](srctree/include/xen/xen.h)
 
-use crate::bindings;
+use crate::{alloc::Flags, bindings, prelude::*};
+use core::ptr::NonNull;
+
+pub mod events;
+pub mod grant_table;
+pub mod ring;
+pub mod xenstore;
 
 /// The kind of domain the kernel runs in, as Linux detected it at boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +56,155 @@ pub fn domain_kind() -> DomainKind {
 pub fn is_initial_domain() -> bool {
     // SAFETY: `xen_initial_domain()` only reads variables that are set once during early boot.
     unsafe { bindings::xen_initial_domain() }
+}
+
+/// A zeroed page of kernel memory meant to be shared with another domain: a ring, or a buffer.
+///
+/// # Invariants
+///
+/// `page` is an order-0 page allocated by `alloc_pages` and owned by this object; `addr` is its
+/// kernel virtual address.
+pub struct SharedPage {
+    page: NonNull<bindings::page>,
+    addr: NonNull<u8>,
+}
+
+// SAFETY: The page is plain memory owned by this object, usable from any thread.
+unsafe impl Send for SharedPage {}
+// SAFETY: `&SharedPage` only gives out addresses; accessing the memory is up to `unsafe` users.
+unsafe impl Sync for SharedPage {}
+
+impl SharedPage {
+    /// Allocates a zeroed page.
+    pub fn alloc(flags: Flags) -> Result<Self> {
+        let flags = flags | crate::alloc::flags::__GFP_ZERO;
+        // SAFETY: `alloc_pages` may be called with any flags and order 0.
+        let page =
+            NonNull::new(unsafe { bindings::alloc_pages(flags.as_raw(), 0) }).ok_or(ENOMEM)?;
+        // SAFETY: `page` is a valid page; Xen guests have no highmem, so it has an address.
+        let addr = match NonNull::new(unsafe { bindings::xen_page_address(page.as_ptr()) }) {
+            Some(addr) => addr.cast(),
+            None => {
+                // SAFETY: `page` was allocated above with order 0 and is not used elsewhere.
+                unsafe { bindings::__free_pages(page.as_ptr(), 0) };
+                return Err(ENOMEM);
+            }
+        };
+        // INVARIANT: Allocated above with order 0, and `addr` is its address.
+        Ok(Self { page, addr })
+    }
+
+    /// The kernel virtual address of the page.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.addr.as_ptr()
+    }
+
+    /// The `struct page` of the page.
+    pub fn as_page_ptr(&self) -> *mut bindings::page {
+        self.page.as_ptr()
+    }
+
+    /// The guest frame number of the page, as a peer domain names it in grants.
+    pub fn gfn(&self) -> u64 {
+        // SAFETY: The page is valid (type invariant).
+        unsafe { bindings::xen_page_to_gfn(self.page.as_ptr()) as u64 }
+    }
+
+    /// Gives up ownership: the caller becomes responsible for freeing the page.
+    pub fn into_raw(self) -> NonNull<bindings::page> {
+        let page = self.page;
+        core::mem::forget(self);
+        page
+    }
+}
+
+impl Drop for SharedPage {
+    fn drop(&mut self) {
+        // SAFETY: The page was allocated with order 0 and is owned by this object (type
+        // invariant).
+        unsafe { bindings::__free_pages(self.page.as_ptr(), 0) };
+    }
+}
+
+/// Helpers for the KUnit tests of the Xen modules.
+#[cfg(CONFIG_RUST_XEN_KUNIT_TEST)]
+pub(crate) mod testutil {
+    use crate::{bindings, prelude::*, str::CStr, time::msecs_to_jiffies, types::Opaque};
+    use core::sync::atomic::{AtomicU32, Ordering};
+
+    /// Marks the running test as skipped.
+    pub(crate) fn skip(reason: &CStr) {
+        // SAFETY: `reason` is NUL-terminated; the helper does nothing outside a KUnit test.
+        unsafe { bindings::xen_kunit_skip(reason.as_char_ptr()) };
+    }
+
+    /// Whether the test can use the hypervisor; marks the test skipped if not.
+    pub(crate) fn need_xen() -> bool {
+        if super::domain_kind() == super::DomainKind::Native {
+            skip(c"not running on Xen");
+            return false;
+        }
+        true
+    }
+
+    /// Whether the test can use xenstore; marks the test skipped if not. In dom0, xenstored is
+    /// a user-space daemon that starts after boot-time KUnit, so these tests skip there. (A
+    /// debugfs re-run does not help: KUnit keeps a case that skipped itself skipped on re-runs.)
+    pub(crate) fn need_xenstore() -> bool {
+        if !need_xen() {
+            return false;
+        }
+        if !super::xenstore::is_ready() {
+            skip(c"xenstored is not running yet");
+            return false;
+        }
+        true
+    }
+
+    /// Counts events signalled from any context (including hard IRQ) and lets a test wait for
+    /// them with a bound, so that a missing event fails the test instead of hanging it.
+    #[pin_data]
+    pub(crate) struct Signal {
+        #[pin]
+        done: Opaque<bindings::completion>,
+        count: AtomicU32,
+    }
+
+    // SAFETY: A completion may be completed and waited for from any thread or IRQ context.
+    unsafe impl Send for Signal {}
+    // SAFETY: As above.
+    unsafe impl Sync for Signal {}
+
+    impl Signal {
+        pub(crate) fn new() -> impl PinInit<Self> {
+            pin_init!(Self {
+                // SAFETY: `init_completion` initialises the completion in place.
+                done <- Opaque::ffi_init(|p| unsafe { bindings::init_completion(p) }),
+                count: AtomicU32::new(0),
+            })
+        }
+
+        /// Records one event and wakes one waiter.
+        pub(crate) fn fire(&self) {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: The completion was initialised in `new`; `complete` is IRQ safe.
+            unsafe { bindings::complete(self.done.get()) };
+        }
+
+        /// Events recorded so far.
+        pub(crate) fn count(&self) -> u32 {
+            self.count.load(Ordering::Relaxed)
+        }
+
+        /// Waits for the next event for at most `ms` milliseconds; returns whether it came.
+        pub(crate) fn wait(&self, ms: u32) -> bool {
+            // SAFETY: The completion was initialised in `new`.
+            let left = unsafe {
+                bindings::wait_for_completion_timeout(self.done.get(), msecs_to_jiffies(ms))
+            };
+            left != 0
+        }
+    }
 }
 
 #[cfg(CONFIG_RUST_XEN_KUNIT_TEST)]

@@ -30,6 +30,7 @@ impl kernel::Module for RustXenHello {
             "domU"
         };
         pr_info!("loaded in {role} ({kind:?} guest)\n");
+        pr_info!("xenstore ready: {}\n", xen::xenstore::is_ready());
         Ok(RustXenHello)
     }
 }
