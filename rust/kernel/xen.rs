@@ -14,6 +14,7 @@ use core::ptr::NonNull;
 pub mod events;
 pub mod grant_table;
 pub mod ring;
+pub mod xenbus;
 pub mod xenstore;
 
 /// The kind of domain the kernel runs in, as Linux detected it at boot.

@@ -26,6 +26,9 @@ xen-init-dom0 >/dev/null || fatal "xen-init-dom0 failed"
 xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest || fatal "xenconsoled failed"
 stage xenstored-up
 
+# The backend of the xrtest handshake sample must be there before the domU's frontend probes.
+insmod /lib/modules/xr/rust_xen_xrtest.ko && xrtest_loaded=1 || xrtest_loaded=0
+
 stage xl-create
 xl create -p /etc/xen/domU.cfg >/tmp/xl-create.log 2>&1 || { cat /tmp/xl-create.log; fatal "xl create failed"; }
 D=$(xl domid domU) || fatal "xl domid failed"

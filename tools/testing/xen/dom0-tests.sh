@@ -14,4 +14,14 @@ dom0_tests() {
 	t "rmmod rust_xen_hello" rmmod rust_xen_hello
 	t "rust_xen_hello gone from /proc/modules" module_gone rust_xen_hello
 	t "domU relayed its results" test "$relayed_all" = 1
+	t "insmod rust_xen_xrtest (before the domU started)" test "$xrtest_loaded" = 1
+	t "xrtest backend probed in InitWait" dmesg_has "rust_xen_xrtest: backend probe backend/xrtest/$D/0 (frontend in domain $D)"
+	t "xrtest backend reached Connected" dmesg_has "rust_xen_xrtest: backend backend/xrtest/$D/0 connected"
+	t "xrtest backend closed after the frontend left" wait_for 10 "backend closed" \
+		dmesg_has "rust_xen_xrtest: backend backend/xrtest/$D/0 closed"
+	t "xrtest backend state is Closed" wait_for 10 "backend Closed" \
+		has_line /sys/bus/xen-backend/devices/xrtest-$D-0/state '^Closed$'
+	t "unbind xrtest-$D-0" sh -c "echo xrtest-$D-0 >/sys/bus/xen-backend/drivers/rust_xen_xrtest_back/unbind"
+	t "rmmod rust_xen_xrtest" rmmod rust_xen_xrtest
+	t "rust_xen_xrtest gone from /proc/modules" module_gone rust_xen_xrtest
 }

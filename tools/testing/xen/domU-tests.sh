@@ -14,4 +14,18 @@ domU_tests() {
 	t "rust_xen_hello saw domU" dmesg_has "rust_xen_hello: loaded in domU (Pv guest)"
 	t "rmmod rust_xen_hello" rmmod rust_xen_hello
 	t "rust_xen_hello gone from /proc/modules" module_gone rust_xen_hello
+	t "insmod rust_xen_xrtest" insmod /lib/modules/xr/rust_xen_xrtest.ko
+	t "xrtest frontend probed, backend in dom0" \
+		dmesg_has "rust_xen_xrtest: frontend probe device/xrtest/0 (backend in domain 0)"
+	t "xrtest frontend reached Connected" wait_for 20 "frontend Connected" \
+		has_line /sys/bus/xen/devices/xrtest-0/state '^Connected$'
+	t "xrtest frontend logged the connection" dmesg_has "rust_xen_xrtest: frontend device/xrtest/0 connected"
+	# A bound xenbus driver holds its module: unbind the device first, as for C drivers.
+	t "bound rust_xen_xrtest cannot be removed" sh -c '! rmmod rust_xen_xrtest'
+	t "unbind xrtest-0" sh -c 'echo xrtest-0 >/sys/bus/xen/drivers/rust_xen_xrtest_front/unbind'
+	t "xrtest frontend unbound" dmesg_has "rust_xen_xrtest: frontend device/xrtest/0 unbound"
+	t "xrtest frontend state is Closed" wait_for 10 "frontend Closed" \
+		has_line /sys/bus/xen/devices/xrtest-0/state '^Closed$'
+	t "rmmod rust_xen_xrtest" rmmod rust_xen_xrtest
+	t "rust_xen_xrtest gone from /proc/modules" module_gone rust_xen_xrtest
 }

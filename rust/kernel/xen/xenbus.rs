@@ -1,0 +1,452 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Xenbus: split-driver devices, and frontend and backend drivers for them.
+//!
+//! C header: [`include/xen/xenbus.h`](srctree/include/xen/xenbus.h)
+//!
+//! A split device has a frontend in one domain (`device/<type>/<id>` in its xenstore home) and a
+//! backend in another (`backend/<type>/<frontend-domid>/<id>`). Each side has a xenbus state in
+//! xenstore and reacts to the other's: [`Driver::otherend_changed`] is called on every change of
+//! the other end's state. Everything about the other end (its path, its domain, its state) comes
+//! from xenstore and is only as trustworthy as that domain.
+//!
+//! Drivers are registered with [`module_xenbus_frontend_driver!`] or
+//! [`module_xenbus_backend_driver!`], or with [`driver::Registration`] of an [`Adapter`] when a
+//! module registers more than one driver.
+//!
+//! [`module_xenbus_frontend_driver!`]: crate::module_xenbus_frontend_driver
+//! [`module_xenbus_backend_driver!`]: crate::module_xenbus_backend_driver
+
+use crate::{
+    bindings, device,
+    device_id::RawDeviceId,
+    driver,
+    error::{from_result, to_result, VTABLE_DEFAULT_ERROR},
+    ffi::{c_char, c_int},
+    prelude::*,
+    str::{CStr, CString},
+    types::Opaque,
+    xen::events::{DomId, Port},
+    ThisModule,
+};
+use core::{fmt, marker::PhantomData, mem::offset_of, ptr::addr_of_mut};
+
+/// The state of one end of a split device (`enum xenbus_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum State {
+    /// Unknown (also: the node does not exist).
+    Unknown = bindings::xenbus_state_XenbusStateUnknown,
+    /// Setting up.
+    Initialising = bindings::xenbus_state_XenbusStateInitialising,
+    /// Waiting for information from the other end (backends).
+    InitWait = bindings::xenbus_state_XenbusStateInitWait,
+    /// Its details are published (frontends).
+    Initialised = bindings::xenbus_state_XenbusStateInitialised,
+    /// Connected.
+    Connected = bindings::xenbus_state_XenbusStateConnected,
+    /// Going down.
+    Closing = bindings::xenbus_state_XenbusStateClosing,
+    /// Down.
+    Closed = bindings::xenbus_state_XenbusStateClosed,
+    /// Reconfiguring.
+    Reconfiguring = bindings::xenbus_state_XenbusStateReconfiguring,
+    /// Reconfigured.
+    Reconfigured = bindings::xenbus_state_XenbusStateReconfigured,
+}
+
+impl State {
+    /// Converts a raw state, as read from the other end: a value out of range is `EINVAL`.
+    pub fn from_raw(raw: u32) -> Result<Self> {
+        Ok(match raw {
+            bindings::xenbus_state_XenbusStateUnknown => Self::Unknown,
+            bindings::xenbus_state_XenbusStateInitialising => Self::Initialising,
+            bindings::xenbus_state_XenbusStateInitWait => Self::InitWait,
+            bindings::xenbus_state_XenbusStateInitialised => Self::Initialised,
+            bindings::xenbus_state_XenbusStateConnected => Self::Connected,
+            bindings::xenbus_state_XenbusStateClosing => Self::Closing,
+            bindings::xenbus_state_XenbusStateClosed => Self::Closed,
+            bindings::xenbus_state_XenbusStateReconfiguring => Self::Reconfiguring,
+            bindings::xenbus_state_XenbusStateReconfigured => Self::Reconfigured,
+            _ => return Err(EINVAL),
+        })
+    }
+}
+
+/// A xenbus device id: the device type a driver handles.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub struct DeviceId(bindings::xenbus_device_id);
+
+impl DeviceId {
+    /// The id of device type `devicetype` (at most 31 bytes).
+    #[inline(always)]
+    pub const fn new(devicetype: &'static CStr) -> Self {
+        let src = devicetype.to_bytes_with_nul();
+        build_assert!(src.len() <= 32, "xenbus device type too long");
+        let mut id: bindings::xenbus_device_id = bindings::xenbus_device_id {
+            devicetype: [0; 32],
+        };
+        let mut i = 0;
+        while i < src.len() {
+            id.devicetype[i] = src[i] as c_char;
+            i += 1;
+        }
+        Self(id)
+    }
+}
+
+// SAFETY: `DeviceId` is a `#[repr(transparent)]` wrapper of `xenbus_device_id` and adds no
+// invariant.
+unsafe impl RawDeviceId for DeviceId {
+    type RawType = bindings::xenbus_device_id;
+}
+
+/// A zero-terminated table of xenbus device ids.
+pub type IdTable = &'static dyn crate::device_id::IdTable<DeviceId, ()>;
+
+/// Declares a xenbus device id table.
+///
+/// # Examples
+///
+/// ```ignore
+/// kernel::xenbus_device_table!(XRTEST_TABLE, [kernel::xen::xenbus::DeviceId::new(c"xrtest")]);
+/// ```
+#[macro_export]
+macro_rules! xenbus_device_table {
+    ($name:ident, [$($id:expr),+ $(,)?]) => {
+        static $name: $crate::device_id::IdArray<
+            $crate::xen::xenbus::DeviceId,
+            (),
+            { <[$crate::xen::xenbus::DeviceId]>::len(&[$($id,)+]) },
+        > = $crate::device_id::IdArray::new_without_index([$($id,)+]);
+    };
+}
+
+/// A xenbus driver. See [`module_xenbus_frontend_driver!`] for an example.
+///
+/// [`module_xenbus_frontend_driver!`]: crate::module_xenbus_frontend_driver
+#[vtable]
+pub trait Driver: Send {
+    /// The driver's data for a bound device.
+    type Data<'bound>: Send + Sync + 'bound;
+
+    /// The device types the driver handles.
+    const ID_TABLE: IdTable;
+
+    /// Binds to a device.
+    fn probe<'bound>(
+        dev: &'bound Device<device::Core<'_>>,
+    ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound;
+
+    /// The other end changed state. Called on the xenwatch thread, only while the device is
+    /// bound; `state` is what the other end wrote and may be anything it chose.
+    fn otherend_changed<'bound>(
+        dev: &'bound Device<device::Bound>,
+        data: Pin<&Self::Data<'bound>>,
+        state: Result<State>,
+    ) {
+        let _ = (dev, data, state);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Unbinds from a device; the data is dropped afterwards.
+    fn unbind<'bound>(dev: &'bound Device<device::Core<'_>>, data: Pin<&Self::Data<'bound>>) {
+        let _ = (dev, data);
+    }
+}
+
+/// Which bus a driver registers with.
+pub trait Kind: Send + Sync + 'static {
+    /// Registers `drv` with the frontend or backend bus.
+    ///
+    /// # Safety
+    ///
+    /// `drv` must be valid and stay pinned until unregistered.
+    unsafe fn register(drv: *mut bindings::xenbus_driver, module: &'static ThisModule) -> c_int;
+}
+
+/// A frontend driver (devices under `device/` in this domain).
+pub struct Frontend;
+/// A backend driver (devices under `backend/` in this domain).
+pub struct Backend;
+
+impl Kind for Frontend {
+    unsafe fn register(drv: *mut bindings::xenbus_driver, module: &'static ThisModule) -> c_int {
+        // SAFETY: The caller guarantees `drv` is valid and pinned; the name is set.
+        unsafe { bindings::__xenbus_register_frontend(drv, module.as_ptr(), (*drv).name) }
+    }
+}
+
+impl Kind for Backend {
+    unsafe fn register(drv: *mut bindings::xenbus_driver, module: &'static ThisModule) -> c_int {
+        // SAFETY: The caller guarantees `drv` is valid and pinned; the name is set.
+        unsafe { bindings::__xenbus_register_backend(drv, module.as_ptr(), (*drv).name) }
+    }
+}
+
+/// Connects a [`Driver`] to the frontend or backend xenbus.
+pub struct Adapter<T: Driver, K: Kind>(T, PhantomData<K>);
+
+// SAFETY: `xenbus_driver` is a C type embedding a `struct device_driver` at `driver`; `T::Data` is
+// the driver's device private data.
+unsafe impl<T: Driver + 'static, K: Kind> driver::DriverLayout for Adapter<T, K> {
+    type DriverType = bindings::xenbus_driver;
+    type DriverData<'bound> = T::Data<'bound>;
+    const DEVICE_DRIVER_OFFSET: usize = offset_of!(bindings::xenbus_driver, driver);
+}
+
+// SAFETY: `unregister` is only called after a successful `register` of the same object.
+unsafe impl<T: Driver + 'static, K: Kind> driver::RegistrationOps for Adapter<T, K> {
+    unsafe fn register(
+        drv: &Opaque<Self::DriverType>,
+        name: &'static CStr,
+        module: &'static ThisModule,
+    ) -> Result {
+        let d = drv.get();
+        // SAFETY: Setting the fields of a `xenbus_driver` before registration is fine.
+        unsafe {
+            (*d).name = name.as_char_ptr();
+            (*d).ids = T::ID_TABLE.as_ptr();
+            (*d).probe = Some(Self::probe_callback);
+            (*d).remove = Some(Self::remove_callback);
+            (*d).otherend_changed = if T::HAS_OTHEREND_CHANGED {
+                Some(Self::otherend_changed_callback)
+            } else {
+                None
+            };
+        }
+        // SAFETY: `d` is valid and stays pinned until `unregister` (the caller's guarantee).
+        to_result(unsafe { K::register(d, module) })
+    }
+
+    unsafe fn unregister(drv: &Opaque<Self::DriverType>) {
+        // SAFETY: `drv` was registered (the caller's guarantee).
+        unsafe { bindings::xenbus_unregister_driver(drv.get()) }
+    }
+}
+
+impl<T: Driver + 'static, K: Kind> Adapter<T, K> {
+    extern "C" fn probe_callback(
+        xdev: *mut bindings::xenbus_device,
+        _id: *const bindings::xenbus_device_id,
+    ) -> c_int {
+        // SAFETY: The xenbus core calls probe with a valid device, for the duration of the call.
+        let dev = unsafe { &*xdev.cast::<Device<device::CoreInternal<'_>>>() };
+        from_result(|| {
+            let data = T::probe(dev);
+            dev.as_ref().set_drvdata(data)?;
+            Ok(0)
+        })
+    }
+
+    extern "C" fn remove_callback(xdev: *mut bindings::xenbus_device) {
+        // SAFETY: The xenbus core calls remove with a valid device, for the duration of the call.
+        let dev = unsafe { &*xdev.cast::<Device<device::CoreInternal<'_>>>() };
+        // SAFETY: remove only follows a successful probe, which set the driver data.
+        let data = unsafe { dev.as_ref().drvdata_borrow::<T::Data<'_>>() };
+        T::unbind(dev, data);
+    }
+
+    extern "C" fn otherend_changed_callback(xdev: *mut bindings::xenbus_device, state: u32) {
+        // SAFETY: The xenbus core calls this with a valid device that is bound to this driver
+        // (it checks `dev->driver`, and remove stops the watch before unbinding).
+        let dev = unsafe { &*xdev.cast::<Device<device::BoundInternal>>() };
+        // SAFETY: The device is bound, so probe set the driver data.
+        let data = unsafe { dev.as_ref().drvdata_borrow::<T::Data<'_>>() };
+        T::otherend_changed(dev, data, State::from_raw(state));
+    }
+}
+
+/// Declares a module for a xenbus frontend driver.
+///
+/// # Examples
+///
+/// ```ignore
+/// use kernel::{prelude::*, xen::xenbus};
+///
+/// kernel::xenbus_device_table!(TABLE, [xenbus::DeviceId::new(c"demo")]);
+///
+/// struct DemoFront;
+/// #[vtable]
+/// impl xenbus::Driver for DemoFront {
+///     type Data<'bound> = ();
+///     const ID_TABLE: xenbus::IdTable = &TABLE;
+///     fn probe<'bound>(
+///         dev: &'bound xenbus::Device<kernel::device::Core<'_>>,
+///     ) -> impl PinInit<(), Error> + 'bound {
+///         dev.switch_state(xenbus::State::Initialised)
+///     }
+/// }
+///
+/// kernel::module_xenbus_frontend_driver! {
+///     type: DemoFront,
+///     name: "demo_front",
+///     authors: ["Rust for Xen contributors"],
+///     description: "Demo frontend",
+///     license: "GPL",
+///     alias: ["xen:demo"],
+/// }
+/// ```
+#[macro_export]
+macro_rules! module_xenbus_frontend_driver {
+    ($($f:tt)*) => {
+        $crate::module_driver!(<T>, $crate::xen::xenbus::Adapter<T, $crate::xen::xenbus::Frontend>, { $($f)* });
+    };
+}
+
+/// Declares a module for a xenbus backend driver; see [`module_xenbus_frontend_driver!`]. Its
+/// autoload alias is `xen-backend:<type>`.
+///
+/// [`module_xenbus_frontend_driver!`]: crate::module_xenbus_frontend_driver
+#[macro_export]
+macro_rules! module_xenbus_backend_driver {
+    ($($f:tt)*) => {
+        $crate::module_driver!(<T>, $crate::xen::xenbus::Adapter<T, $crate::xen::xenbus::Backend>, { $($f)* });
+    };
+}
+
+/// A xenbus device.
+///
+/// # Invariants
+///
+/// The wrapped `xenbus_device` is valid for the lifetime of the reference.
+#[repr(transparent)]
+pub struct Device<Ctx: device::DeviceContext = device::Normal>(
+    Opaque<bindings::xenbus_device>,
+    PhantomData<Ctx>,
+);
+
+impl<Ctx: device::DeviceContext> Device<Ctx> {
+    fn as_raw(&self) -> *mut bindings::xenbus_device {
+        self.0.get()
+    }
+
+    fn c_str(&self, p: *const c_char) -> &CStr {
+        if p.is_null() {
+            return c"";
+        }
+        // SAFETY: xenbus keeps these strings alive as long as the device.
+        unsafe { CStr::from_char_ptr(p) }
+    }
+
+    /// This end's xenstore path, e.g. `device/vbd/51712`.
+    pub fn nodename(&self) -> &CStr {
+        // SAFETY: The device is valid (type invariant).
+        self.c_str(unsafe { (*self.as_raw()).nodename })
+    }
+
+    /// The device type, e.g. `vbd`.
+    pub fn devicetype(&self) -> &CStr {
+        // SAFETY: The device is valid (type invariant).
+        self.c_str(unsafe { (*self.as_raw()).devicetype })
+    }
+
+    /// The other end's xenstore path, as this end's xenstore entry names it.
+    pub fn otherend(&self) -> &CStr {
+        // SAFETY: The device is valid (type invariant).
+        self.c_str(unsafe { (*self.as_raw()).otherend })
+    }
+
+    /// The other end's domain.
+    pub fn otherend_id(&self) -> DomId {
+        // SAFETY: The device is valid (type invariant).
+        unsafe { (*self.as_raw()).otherend_id as DomId }
+    }
+
+    /// This end's state, as last switched to.
+    pub fn state(&self) -> Result<State> {
+        // SAFETY: The device is valid (type invariant).
+        State::from_raw(unsafe { (*self.as_raw()).state })
+    }
+
+    /// The other end's state, read from xenstore now.
+    pub fn otherend_state(&self) -> Result<State> {
+        // SAFETY: The device and the path are valid.
+        State::from_raw(unsafe {
+            bindings::xenbus_read_driver_state(self.as_raw(), self.otherend().as_char_ptr())
+        })
+    }
+}
+
+impl Device<device::Bound> {
+    /// Switches this end's state and writes it to xenstore (`xenbus_switch_state`).
+    pub fn switch_state(&self, state: State) -> Result {
+        // SAFETY: The device is valid and bound.
+        to_result(unsafe { bindings::xenbus_switch_state(self.as_raw(), state as u32) })
+    }
+
+    fn report(&self, fatal: bool, err: Error, args: fmt::Arguments<'_>) {
+        let msg = CString::try_from_fmt(args);
+        let msg: &CStr = match &msg {
+            Ok(m) => m,
+            Err(_) => c"(message lost: out of memory)",
+        };
+        let (dev, errno, fmt) = (self.as_raw(), err.to_errno(), c"%s".as_char_ptr());
+        if fatal {
+            // SAFETY: The device is valid; the format takes exactly one string argument.
+            unsafe { bindings::xenbus_dev_fatal(dev, errno, fmt, msg.as_char_ptr()) };
+        } else {
+            // SAFETY: As above.
+            unsafe { bindings::xenbus_dev_error(dev, errno, fmt, msg.as_char_ptr()) };
+        }
+    }
+
+    /// Reports a fatal error: logs it, writes it to the device's `error` node in xenstore for the
+    /// toolstack, and switches the device to Closing (`xenbus_dev_fatal`).
+    pub fn dev_fatal(&self, err: Error, args: fmt::Arguments<'_>) {
+        self.report(true, err, args)
+    }
+
+    /// Reports an error without changing state (`xenbus_dev_error`).
+    pub fn dev_error(&self, err: Error, args: fmt::Arguments<'_>) {
+        self.report(false, err, args)
+    }
+
+    /// Allocates an event channel port for the other end to bind to (`xenbus_alloc_evtchn`).
+    pub fn alloc_evtchn(&self) -> Result<Port> {
+        Port::alloc_unbound(self.otherend_id())
+    }
+}
+
+// SAFETY: `Device` is a transparent wrapper of `xenbus_device`, whose `dev` field is the device.
+unsafe impl<Ctx: device::DeviceContext> device::AsBusDevice<Ctx> for Device<Ctx> {
+    const OFFSET: usize = offset_of!(bindings::xenbus_device, dev);
+}
+
+// SAFETY: `Device` is a transparent wrapper of a type that embeds `struct device`.
+kernel::impl_device_context_deref!(unsafe { Device });
+kernel::impl_device_context_into_aref!(Device);
+
+// SAFETY: The reference count is the embedded `struct device`'s.
+unsafe impl crate::sync::aref::AlwaysRefCounted for Device {
+    fn inc_ref(&self) {
+        // SAFETY: The device is valid.
+        unsafe { bindings::get_device(addr_of_mut!((*self.as_raw()).dev)) };
+    }
+
+    unsafe fn dec_ref(obj: core::ptr::NonNull<Self>) {
+        // SAFETY: The caller owns a reference.
+        unsafe {
+            bindings::put_device(addr_of_mut!(
+                (*obj.cast::<bindings::xenbus_device>().as_ptr()).dev
+            ))
+        }
+    }
+}
+
+impl<Ctx: device::DeviceContext> AsRef<device::Device<Ctx>> for Device<Ctx> {
+    fn as_ref(&self) -> &device::Device<Ctx> {
+        // SAFETY: The device is valid, so is its embedded `struct device`.
+        let dev = unsafe { addr_of_mut!((*self.as_raw()).dev) };
+        // SAFETY: `dev` points to a valid `struct device`.
+        unsafe { device::Device::from_raw(dev) }
+    }
+}
+
+// SAFETY: A xenbus device may be used from any thread.
+unsafe impl Send for Device {}
+// SAFETY: The accessors only read fields fixed at creation or go through locked C functions.
+unsafe impl Sync for Device {}
+// SAFETY: As above.
+unsafe impl Sync for Device<device::Bound> {}
