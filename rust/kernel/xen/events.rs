@@ -124,8 +124,22 @@ pub enum LateEoi {
 /// The handler of an event channel bound with [`LateEoiRegistration`].
 pub trait LateEoiHandler: Sync {
     /// Called in hard interrupt context. The channel stays masked until the EOI that follows the
-    /// return, so a peer cannot fire this again while it runs.
-    fn handle(&self) -> LateEoi;
+    /// return, so a peer cannot fire this again while it runs. `peer` notifies the other end,
+    /// for instance after pushing responses.
+    fn handle(&self, peer: &Notifier) -> LateEoi;
+}
+
+/// Notifies the other end of the channel a handler runs for.
+pub struct Notifier {
+    irq: c_int,
+}
+
+impl Notifier {
+    /// Sends an event to the other end.
+    pub fn notify(&self) {
+        // SAFETY: `irq` is the event channel IRQ the handler was called for.
+        unsafe { bindings::notify_remote_via_irq(self.irq) };
+    }
 }
 
 /// Common part of both registrations.
@@ -250,6 +264,43 @@ registration!(
     "An event channel port bound to a [`LateEoiHandler`], for backends."
 );
 
+impl<T: LateEoiHandler> LateEoiRegistration<T> {
+    /// Binds a new local port to `remote_port` of the xenbus device's other end and to `handler`
+    /// (`bind_interdomain_evtchn_to_irqhandler_lateeoi`), the way backends connect to their
+    /// frontend's event channel. The event core then also accounts the device's spurious events.
+    pub fn bind_interdomain(
+        dev: &crate::xen::xenbus::Device<crate::device::Bound>,
+        remote_port: u32,
+        name: &'static CStr,
+        handler: impl PinInit<T, Error>,
+    ) -> impl PinInit<Self, Error> {
+        let xdev = dev.as_raw();
+        try_pin_init!(&this in Self {
+            bound: Bound { irq: AtomicU32::new(0), events: AtomicU32::new(0) },
+            handler <- handler,
+            _pin: PhantomPinned,
+            _: {
+                // SAFETY: `xdev` is a bound xenbus device; the callback and the cookie stay valid
+                // until `drop` unbinds the handler, and every field is initialised. On failure
+                // the C function closes the port it opened.
+                let irq = unsafe {
+                    bindings::bind_interdomain_evtchn_to_irqhandler_lateeoi(
+                        xdev,
+                        remote_port,
+                        Some(handle_lateeoi_callback::<T>),
+                        0,
+                        name.as_char_ptr(),
+                        this.as_ptr().cast::<c_void>(),
+                    )
+                };
+                to_result(irq)?;
+                // SAFETY: `this` is valid; only this field is written.
+                unsafe { (*this.as_ptr()).bound.irq.store(irq as u32, Ordering::Release) };
+            },
+        }? Error)
+    }
+}
+
 // SAFETY: The registration is only touched through shared references and atomics; the handler
 // is `Sync`.
 unsafe impl<T: Handler + Send> Send for Registration<T> {}
@@ -284,7 +335,7 @@ unsafe extern "C" fn handle_lateeoi_callback<T: LateEoiHandler>(
     // SAFETY: As in `handle_callback`.
     let this = unsafe { &*ptr.cast::<LateEoiRegistration<T>>() };
     this.bound.events.fetch_add(1, Ordering::Relaxed);
-    let flags = match this.handler.handle() {
+    let flags = match this.handler.handle(&Notifier { irq }) {
         LateEoi::Handled => 0,
         LateEoi::Spurious => bindings::XEN_EOI_FLAG_SPURIOUS,
     };
@@ -314,7 +365,7 @@ mod tests {
     }
 
     impl LateEoiHandler for Counted {
-        fn handle(&self) -> LateEoi {
+        fn handle(&self, _peer: &Notifier) -> LateEoi {
             self.signal.fire();
             LateEoi::Handled
         }

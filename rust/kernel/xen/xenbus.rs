@@ -25,11 +25,24 @@ use crate::{
     ffi::{c_char, c_int},
     prelude::*,
     str::{CStr, CString},
+    sync::aref::ARef,
+    transmute::{AsBytes, FromBytes},
     types::Opaque,
-    xen::events::{DomId, Port},
+    xen::{
+        events::{DomId, Port},
+        grant_table::{GrantRef, GrantedPage},
+        ring::{BackRing, FrontRing},
+        SharedPage,
+    },
     ThisModule,
 };
-use core::{fmt, marker::PhantomData, mem::offset_of, ptr::addr_of_mut};
+use core::{
+    ffi::c_void,
+    fmt,
+    marker::PhantomData,
+    mem::offset_of,
+    ptr::{addr_of_mut, NonNull},
+};
 
 /// The state of one end of a split device (`enum xenbus_state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,7 +331,7 @@ pub struct Device<Ctx: device::DeviceContext = device::Normal>(
 );
 
 impl<Ctx: device::DeviceContext> Device<Ctx> {
-    fn as_raw(&self) -> *mut bindings::xenbus_device {
+    pub(crate) fn as_raw(&self) -> *mut bindings::xenbus_device {
         self.0.get()
     }
 
@@ -406,6 +419,145 @@ impl Device<device::Bound> {
     /// Allocates an event channel port for the other end to bind to (`xenbus_alloc_evtchn`).
     pub fn alloc_evtchn(&self) -> Result<Port> {
         Port::alloc_unbound(self.otherend_id())
+    }
+
+    /// Maps the ring pages the other end granted with `grefs` (`xenbus_map_ring_valloc`); they
+    /// are unmapped when the mapping is dropped. At most 16 pages; a reference the other end did
+    /// not grant is an error, and nothing stays mapped then.
+    pub fn map_ring(&self, grefs: &[GrantRef]) -> Result<RingMapping> {
+        if grefs.is_empty() || grefs.len() > bindings::XENBUS_MAX_RING_GRANTS as usize {
+            return Err(EINVAL);
+        }
+        let mut refs = [0 as GrantRef; bindings::XENBUS_MAX_RING_GRANTS as usize];
+        refs[..grefs.len()].copy_from_slice(grefs);
+        let mut vaddr: *mut c_void = core::ptr::null_mut();
+        // SAFETY: The device is bound; `refs` holds `grefs.len()` references; `vaddr` is a valid
+        // out-pointer.
+        to_result(unsafe {
+            bindings::xenbus_map_ring_valloc(
+                self.as_raw(),
+                refs.as_mut_ptr(),
+                grefs.len() as u32,
+                &mut vaddr,
+            )
+        })?;
+        let vaddr = NonNull::new(vaddr.cast::<u8>()).ok_or(ENOMEM)?;
+        // INVARIANT: Mapped just above for this device.
+        Ok(RingMapping {
+            dev: self.into(),
+            vaddr,
+            pages: grefs.len(),
+        })
+    }
+}
+
+/// Ring pages of the other end mapped into this domain; unmapped on drop.
+///
+/// # Invariants
+///
+/// `vaddr` is a mapping made by `xenbus_map_ring_valloc` for `dev`, of `pages` pages.
+pub struct RingMapping {
+    dev: ARef<Device>,
+    vaddr: NonNull<u8>,
+    pages: usize,
+}
+
+// SAFETY: The mapping may be used and dropped from any thread.
+unsafe impl Send for RingMapping {}
+// SAFETY: Shared references only expose the address.
+unsafe impl Sync for RingMapping {}
+
+impl RingMapping {
+    /// The address of the mapped pages. The memory is shared with the other end, which may
+    /// change it at any time.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.vaddr.as_ptr()
+    }
+
+    /// The size of the mapping in bytes.
+    pub fn len(&self) -> usize {
+        // Xen pages are kernel pages on x86 and on 4K-page Arm kernels.
+        self.pages * crate::page::PAGE_SIZE
+    }
+
+    /// Whether the mapping is empty (never: at least one page is mapped).
+    pub fn is_empty(&self) -> bool {
+        self.pages == 0
+    }
+}
+
+impl Drop for RingMapping {
+    fn drop(&mut self) {
+        // SAFETY: The mapping was made for `dev` and is unmapped once (type invariant).
+        let r = unsafe {
+            bindings::xenbus_unmap_ring_vfree(self.dev.as_raw(), self.vaddr.as_ptr().cast())
+        };
+        if r != 0 {
+            pr_err!(
+                "xen: unmapping a ring of {} failed ({r})\n",
+                self.dev.nodename()
+            );
+        }
+    }
+}
+
+/// A frontend's shared ring: one page, granted read-write to the other end, with the frontend's
+/// end of the ring on it.
+///
+/// Dropping it ends the grant; if the backend still maps the page, the page is only freed once
+/// it lets go (the deferred path), so a late backend never writes to reused memory (XSA-396).
+pub struct SharedFrontRing<Req, Rsp> {
+    // Dropped before the grant that keeps the page alive.
+    ring: FrontRing<Req, Rsp>,
+    grant: GrantedPage,
+}
+
+impl<Req: AsBytes + Copy, Rsp: FromBytes + Copy> SharedFrontRing<Req, Rsp> {
+    /// Allocates the ring page, initialises the ring and grants the page to the other end.
+    pub fn new(dev: &Device<device::Bound>) -> Result<Self> {
+        let grant = GrantedPage::new(SharedPage::alloc(GFP_KERNEL)?, dev.otherend_id(), false)?;
+        // SAFETY: The page is owned by `grant`, which outlives `ring` (field order), and only
+        // rings use it.
+        let ring = unsafe { FrontRing::new(grant.page().as_ptr(), crate::page::PAGE_SIZE)? };
+        Ok(Self { ring, grant })
+    }
+
+    /// The grant reference to publish as `ring-ref`.
+    pub fn gref(&self) -> GrantRef {
+        self.grant.gref()
+    }
+
+    /// The frontend's end of the ring.
+    pub fn ring(&mut self) -> &mut FrontRing<Req, Rsp> {
+        &mut self.ring
+    }
+}
+
+/// A backend's shared ring: the frontend's ring page mapped here, with the backend's end of the
+/// ring on it; unmapped on drop.
+pub struct SharedBackRing<Req, Rsp> {
+    // Dropped before the mapping it points into.
+    ring: BackRing<Req, Rsp>,
+    map: RingMapping,
+}
+
+impl<Req: FromBytes + Copy, Rsp: AsBytes + Copy> SharedBackRing<Req, Rsp> {
+    /// Maps the one-page ring the frontend granted with `gref`.
+    pub fn map(dev: &Device<device::Bound>, gref: GrantRef) -> Result<Self> {
+        let map = dev.map_ring(&[gref])?;
+        // SAFETY: The mapping outlives `ring` (field order) and is the frontend's ring page.
+        let ring = unsafe { BackRing::attach(map.as_ptr(), map.len())? };
+        Ok(Self { ring, map })
+    }
+
+    /// The backend's end of the ring.
+    pub fn ring(&mut self) -> &mut BackRing<Req, Rsp> {
+        &mut self.ring
+    }
+
+    /// The mapping of the frontend's ring page.
+    pub fn mapping(&self) -> &RingMapping {
+        &self.map
     }
 }
 

@@ -17,6 +17,9 @@ dom0_tests() {
 	t "insmod rust_xen_xrtest (before the domU started)" test "$xrtest_loaded" = 1
 	t "xrtest backend probed in InitWait" dmesg_has "rust_xen_xrtest: backend probe backend/xrtest/$D/0 (frontend in domain $D)"
 	t "xrtest backend reached Connected" dmesg_has "rust_xen_xrtest: backend backend/xrtest/$D/0 connected"
+	t "xrtest backend mapped the ring and bound the channel" \
+		dmesg_has "rust_xen_xrtest: backend backend/xrtest/$D/0: mapped ring-ref=[0-9]*, bound event-channel=[0-9]*"
+	t "xrtest backend answered the request" dmesg_has "rust_xen_xrtest: backend answered id=1 op=7 status=42"
 	t "xrtest backend closed after the frontend left" wait_for 10 "backend closed" \
 		dmesg_has "rust_xen_xrtest: backend backend/xrtest/$D/0 closed"
 	t "xrtest backend state is Closed" wait_for 10 "backend Closed" \

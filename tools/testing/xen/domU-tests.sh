@@ -20,6 +20,11 @@ domU_tests() {
 	t "xrtest frontend reached Connected" wait_for 20 "frontend Connected" \
 		has_line /sys/bus/xen/devices/xrtest-0/state '^Connected$'
 	t "xrtest frontend logged the connection" dmesg_has "rust_xen_xrtest: frontend device/xrtest/0 connected"
+	t "xrtest frontend published ring-ref and event-channel" \
+		dmesg_has "rust_xen_xrtest: frontend device/xrtest/0: ring-ref=[0-9]* event-channel=[0-9]*"
+	t "xrtest request answered over the ring (status 41 -> 42)" wait_for 10 "the response" \
+		dmesg_has "rust_xen_xrtest: frontend got response id=1 op=7 status=42"
+	t "xrtest no bad response" dmesg_lacks "rust_xen_xrtest: frontend got a bad response"
 	# A bound xenbus driver holds its module: unbind the device first, as for C drivers.
 	t "bound rust_xen_xrtest cannot be removed" sh -c '! rmmod rust_xen_xrtest'
 	t "unbind xrtest-0" sh -c 'echo xrtest-0 >/sys/bus/xen/drivers/rust_xen_xrtest_front/unbind'

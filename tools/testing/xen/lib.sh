@@ -52,3 +52,4 @@ module_loaded() { grep -q "^$1 " /proc/modules; }
 module_gone() { ! grep -q "^$1 " /proc/modules; }
 # No pipelines: busybox-static pipes have been seen to crash here (a reader that exits early).
 dmesg_has() { dmesg >/tmp/dmesg.txt && grep -q "$1" /tmp/dmesg.txt; }
+dmesg_lacks() { dmesg >/tmp/dmesg.txt && ! grep -q "$1" /tmp/dmesg.txt; }
