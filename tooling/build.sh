@@ -72,6 +72,13 @@ if [ $relint = 1 ]; then
 		echo "fail clippy: warnings in our Rust code (see $XR_LOGS/clippy.txt)" >>"$status"
 		cat "$XR_LOGS/clippy.txt"
 	fi
+	# objtool names Rust functions by their mangled path: ours contain `3xen` (kernel::xen) or
+	# `rust_xen` (the samples).
+	if grep 'warning: objtool' "$log" | grep -E '3xen|rust_xen' >"$XR_LOGS/objtool.txt"; then
+		echo "fail objtool: warnings in our Rust code (see $XR_LOGS/objtool.txt)" >>"$status"
+	else
+		echo "pass objtool: no warnings in our Rust code" >>"$status"
+	fi
 	if ! kmake -j"$JOBS" rustdoc >"$XR_LOGS/rustdoc.log" 2>&1; then
 		echo "fail rustdoc: make rustdoc failed (see $XR_LOGS/rustdoc.log)" >>"$status"
 	elif python3 "$XR_TOP/tooling/warnings.py" "$XR_LOGS/rustdoc.log" "$XR_SRC" "${rsfiles[@]}" >"$XR_LOGS/rustdoc.txt"; then

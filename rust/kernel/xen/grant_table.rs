@@ -19,7 +19,9 @@ use crate::{
     prelude::*,
     xen::{events::DomId, SharedPage},
 };
+use crate::{ffi::c_void, types::Opaque};
 use core::{
+    marker::PhantomPinned,
     mem::ManuallyDrop,
     sync::atomic::{AtomicU32, Ordering},
 };
@@ -171,6 +173,88 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         // SAFETY: `head` is our private list (type invariant); an empty list is fine.
         unsafe { bindings::gnttab_free_grant_references(self.head) };
+    }
+}
+
+/// What a [`FreeRefsCallback`] calls once enough grant references are free.
+pub trait FreeRefsHandler: Sync {
+    /// Called with the grant table lock held and interrupts off: only signal someone (complete a
+    /// completion, queue work), never allocate references or sleep here.
+    fn available(&self);
+}
+
+/// Waits for free grant references (`gnttab_request_free_callback`), for a driver that ran out.
+///
+/// Each [`request`](Self::request) fires the handler once, when at least the requested number
+/// of references is free (at once if they already are). Drop cancels a pending request.
+///
+/// # Invariants
+///
+/// While a request is pending, `cb` is on the grant table's callback list with this object as
+/// argument.
+#[pin_data(PinnedDrop)]
+pub struct FreeRefsCallback<H: FreeRefsHandler> {
+    #[pin]
+    cb: Opaque<bindings::gnttab_free_callback>,
+    #[pin]
+    handler: H,
+    #[pin]
+    _pin: PhantomPinned,
+}
+
+// SAFETY: The callback state is only touched under the grant table lock; the handler is `Sync`.
+unsafe impl<H: FreeRefsHandler + Send> Send for FreeRefsCallback<H> {}
+// SAFETY: As above.
+unsafe impl<H: FreeRefsHandler> Sync for FreeRefsCallback<H> {}
+
+impl<H: FreeRefsHandler> FreeRefsCallback<H> {
+    /// Creates the callback; nothing is requested yet.
+    pub fn new(handler: impl PinInit<H, Error>) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            cb: Opaque::zeroed(),
+            handler <- handler,
+            _pin: PhantomPinned,
+        }? Error)
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// Asks for the handler to be called once `count` references are free. A request that is
+    /// still pending is left as it is.
+    pub fn request(self: Pin<&Self>, count: u16) {
+        let this = self.get_ref();
+        // SAFETY: `cb` is pinned and lives until drop cancels it; the trampoline and the argument
+        // stay valid as long.
+        unsafe {
+            bindings::gnttab_request_free_callback(
+                this.cb.get(),
+                Some(free_refs_trampoline::<H>),
+                core::ptr::from_ref(this).cast_mut().cast::<c_void>(),
+                count,
+            )
+        };
+    }
+}
+
+/// # Safety
+///
+/// `arg` must be the argument given by [`FreeRefsCallback::request`].
+unsafe extern "C" fn free_refs_trampoline<H: FreeRefsHandler>(arg: *mut c_void) {
+    // SAFETY: `arg` is a live, pinned `FreeRefsCallback<H>`: drop cancels the request, under the
+    // same lock this runs with, before the memory goes.
+    let this = unsafe { &*arg.cast::<FreeRefsCallback<H>>() };
+    this.handler.available();
+}
+
+#[pinned_drop]
+impl<H: FreeRefsHandler> PinnedDrop for FreeRefsCallback<H> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: Cancelling a callback that is not queued is a no-op; once this returns the
+        // callback is not queued and not running.
+        unsafe { bindings::gnttab_cancel_free_callback(self.cb.get()) };
     }
 }
 
@@ -430,6 +514,46 @@ mod tests {
         );
         assert_ne!(a.gref(), b.gref());
         drop((a, b, r));
+        assert_eq!(free_refs(), free);
+        Ok(())
+    }
+
+    #[pin_data]
+    struct Waiter {
+        #[pin]
+        signal: crate::xen::testutil::Signal,
+    }
+
+    impl FreeRefsHandler for Waiter {
+        fn available(&self) {
+            self.signal.fire();
+        }
+    }
+
+    #[test]
+    fn wait_for_free_refs() -> Result {
+        if !crate::xen::testutil::need_xen() {
+            return Ok(());
+        }
+        let free = free_refs();
+        let all = Reservation::new(free as u16)?;
+        let cb = KBox::pin_init(
+            FreeRefsCallback::new(try_pin_init!(Waiter {
+                signal <- crate::xen::testutil::Signal::new(),
+            }? Error)),
+            GFP_KERNEL,
+        )?;
+        cb.as_ref().request(1);
+        // Nothing is free: the handler must not have run.
+        assert_eq!(cb.handler().signal.count(), 0);
+        drop(all);
+        // Fails if freeing the references did not call the handler within 5 s.
+        assert!(cb.handler().signal.wait(5000));
+        assert_eq!(cb.handler().signal.count(), 1);
+        // Enough is free now: a new request fires at once.
+        cb.as_ref().request(1);
+        assert_eq!(cb.handler().signal.count(), 2);
+        drop(cb);
         assert_eq!(free_refs(), free);
         Ok(())
     }

@@ -562,7 +562,8 @@ mod tests {
             assert!(!front.final_check_for_responses()?);
             assert!(!back.final_check_for_requests()?);
         }
-        assert_eq!(next, (0..4 * n).map(|r| 1 + r % n).sum::<u32>());
+        // Rounds 0..4n sent 1 + round % n requests each: four times 1 + 2 + ... + n.
+        assert_eq!(next, 4 * n * (n + 1) / 2);
         Ok(())
     }
 

@@ -429,7 +429,9 @@ impl Device<device::Bound> {
             return Err(EINVAL);
         }
         let mut refs = [0 as GrantRef; bindings::XENBUS_MAX_RING_GRANTS as usize];
-        refs[..grefs.len()].copy_from_slice(grefs);
+        for (d, s) in refs.iter_mut().zip(grefs) {
+            *d = *s;
+        }
         let mut vaddr: *mut c_void = core::ptr::null_mut();
         // SAFETY: The device is bound; `refs` holds `grefs.len()` references; `vaddr` is a valid
         // out-pointer.
