@@ -148,20 +148,6 @@ pub(crate) mod testutil {
         true
     }
 
-    /// Whether the test can use xenstore; marks the test skipped if not. In dom0, xenstored is
-    /// a user-space daemon that starts after boot-time KUnit, so these tests skip there. (A
-    /// debugfs re-run does not help: KUnit keeps a case that skipped itself skipped on re-runs.)
-    pub(crate) fn need_xenstore() -> bool {
-        if !need_xen() {
-            return false;
-        }
-        if !super::xenstore::is_ready() {
-            skip(c"xenstored is not running yet");
-            return false;
-        }
-        true
-    }
-
     /// Counts events signalled from any context (including hard IRQ) and lets a test wait for
     /// them with a bound, so that a missing event fails the test instead of hanging it.
     #[pin_data]

@@ -72,6 +72,7 @@ domU_done && relayed_all=1 || relayed_all=0
 echo "XR-DOMU-RELAYED done=$relayed_all"
 
 stage dom0-tests
+kunit_module xen_xenstore_kunit rust_xen_xenstore
 . /usr/share/xr/dom0-tests.sh
 run_tests dom0 dom0_tests
 

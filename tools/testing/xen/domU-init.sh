@@ -12,6 +12,7 @@ mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 . /usr/share/xr/lib.sh
 
 stage domU-init
+kunit_module xen_xenstore_kunit rust_xen_xenstore
 . /usr/share/xr/domU-tests.sh
 run_tests domU domU_tests
 echo "XR-DONE domU"

@@ -53,3 +53,14 @@ module_gone() { ! grep -q "^$1 " /proc/modules; }
 # No pipelines: busybox-static pipes have been seen to crash here (a reader that exits early).
 dmesg_has() { dmesg >/tmp/dmesg.txt && grep -q "$1" /tmp/dmesg.txt; }
 dmesg_lacks() { dmesg >/tmp/dmesg.txt && ! grep -q "$1" /tmp/dmesg.txt; }
+
+# kunit_module MODULE SUITE: load a KUnit test module (its suite runs at load), print the suite's
+# KTAP from debugfs between markers for the host, and unload it.
+kunit_module() {
+	echo "XR-KUNIT-BEGIN $2"
+	if insmod "/lib/modules/xr/$1.ko"; then
+		cat "/sys/kernel/debug/kunit/$2/results"
+		rmmod "$1"
+	fi
+	echo "XR-KUNIT-END $2"
+}

@@ -160,6 +160,22 @@ def parse_tap_block(lines, domain):
     return results, problems
 
 
+def kunit_blocks(lines):
+    """The (suite, KTAP lines) of each KUnit test module an init script loaded."""
+    out, cur, name = [], None, None
+    for line in lines:
+        if line.startswith("XR-KUNIT-BEGIN "):
+            name, cur = line.split(" ", 1)[1].strip(), []
+        elif line.startswith("XR-KUNIT-END ") and cur is not None:
+            out.append((name, cur))
+            cur = None
+        elif cur is not None:
+            cur.append(line)
+    if cur is not None:
+        out.append((name, cur))  # cut short: parse_kunit reports what is missing
+    return out
+
+
 def split_console(lines):
     """Split the serial console into the dom0 and domU streams (Xen's own lines are dropped)."""
     streams = {"dom0": [], "domU": []}
@@ -187,6 +203,11 @@ def evaluate(lines, expect_suites=()):
                 break
             boot.append(line)
         r, p = parse_kunit(boot, d)
+        # KUnit suites of test modules the init scripts loaded.
+        for suite, block in kunit_blocks(s):
+            mr, mp = parse_kunit(block, d)
+            r += mr
+            problems += [f"{x} (module suite {suite})" for x in mp]
         results += r
         problems += p
         suites = {x.group[len("KUnit "):] for x in r}
