@@ -129,6 +129,16 @@ impl<Req, Rsp> Shared<Req, Rsp> {
         }
     }
 
+    /// Publishes the producer index `new` at `prod` after the entries it covers, and returns
+    /// whether the peer asked (through `event`) to be notified of them.
+    fn publish(&self, prod: usize, event: usize, new: RingIdx) -> bool {
+        let old = self.read_idx(prod);
+        virt_wmb();
+        self.write_idx(prod, new);
+        virt_mb();
+        needs_notify(old, new, self.read_idx(event))
+    }
+
     fn init_header(&self) {
         self.write_idx(REQ_PROD, 0);
         self.write_idx(RSP_PROD, 0);
@@ -263,12 +273,7 @@ impl<Req: AsBytes + Copy, Rsp: FromBytes + Copy> FrontRing<Req, Rsp> {
     /// Publishes the queued requests; returns whether the peer must be notified
     /// (`RING_PUSH_REQUESTS_AND_CHECK_NOTIFY`).
     pub fn push_requests_and_check_notify(&mut self) -> bool {
-        let old = self.shared.read_idx(REQ_PROD);
-        let new = self.req_prod_pvt;
-        virt_wmb();
-        self.shared.write_idx(REQ_PROD, new);
-        virt_mb();
-        needs_notify(old, new, self.shared.read_idx(REQ_EVENT))
+        self.shared.publish(REQ_PROD, REQ_EVENT, self.req_prod_pvt)
     }
 
     /// Reads the peer's response producer and checks it.
@@ -434,12 +439,7 @@ impl<Req: FromBytes + Copy, Rsp: AsBytes + Copy> BackRing<Req, Rsp> {
     /// Publishes the queued responses; returns whether the peer must be notified
     /// (`RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`).
     pub fn push_responses_and_check_notify(&mut self) -> bool {
-        let old = self.shared.read_idx(RSP_PROD);
-        let new = self.rsp_prod_pvt;
-        virt_wmb();
-        self.shared.write_idx(RSP_PROD, new);
-        virt_mb();
-        needs_notify(old, new, self.shared.read_idx(RSP_EVENT))
+        self.shared.publish(RSP_PROD, RSP_EVENT, self.rsp_prod_pvt)
     }
 
     /// After consuming all requests: asks the peer for a notification on the next one and checks
