@@ -14,7 +14,8 @@
 //! gets an error, never a panic.
 //!
 //! Shared memory is only accessed with volatile reads and writes, ordered with the `virt_*`
-//! barriers, which are real barriers even on a uniprocessor kernel (the peer runs on another CPU).
+//! barriers, which are real barriers even on a uniprocessor kernel: the peer is another domain,
+//! which may run on another physical CPU.
 
 use crate::{
     bindings,
