@@ -163,6 +163,26 @@ pub trait Driver: Send {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
+    /// The domain is being suspended (save or migration): quiesce the device. Called only while
+    /// the device is bound.
+    fn suspend<'bound>(
+        dev: &'bound Device<device::Bound>,
+        data: Pin<&Self::Data<'bound>>,
+    ) -> Result {
+        let _ = (dev, data);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// The domain was resumed, possibly on another host with a new backend: reconnect. Called
+    /// only while the device is bound.
+    fn resume<'bound>(
+        dev: &'bound Device<device::Bound>,
+        data: Pin<&Self::Data<'bound>>,
+    ) -> Result {
+        let _ = (dev, data);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
     /// Unbinds from a device; the data is dropped afterwards.
     fn unbind<'bound>(dev: &'bound Device<device::Core<'_>>, data: Pin<&Self::Data<'bound>>) {
         let _ = (dev, data);
@@ -228,6 +248,16 @@ unsafe impl<T: Driver + 'static, K: Kind> driver::RegistrationOps for Adapter<T,
             } else {
                 None
             };
+            (*d).suspend = if T::HAS_SUSPEND {
+                Some(Self::suspend_callback)
+            } else {
+                None
+            };
+            (*d).resume = if T::HAS_RESUME {
+                Some(Self::resume_callback)
+            } else {
+                None
+            };
         }
         // SAFETY: `d` is valid and stays pinned until `unregister` (the caller's guarantee).
         to_result(unsafe { K::register(d, module) })
@@ -259,6 +289,22 @@ impl<T: Driver + 'static, K: Kind> Adapter<T, K> {
         // SAFETY: remove only follows a successful probe, which set the driver data.
         let data = unsafe { dev.as_ref().drvdata_borrow::<T::Data<'_>>() };
         T::unbind(dev, data);
+    }
+
+    extern "C" fn suspend_callback(xdev: *mut bindings::xenbus_device) -> c_int {
+        // SAFETY: The xenbus core calls this with a valid device bound to this driver.
+        let dev = unsafe { &*xdev.cast::<Device<device::BoundInternal>>() };
+        // SAFETY: The device is bound, so probe set the driver data.
+        let data = unsafe { dev.as_ref().drvdata_borrow::<T::Data<'_>>() };
+        from_result(|| T::suspend(dev, data).map(|()| 0))
+    }
+
+    extern "C" fn resume_callback(xdev: *mut bindings::xenbus_device) -> c_int {
+        // SAFETY: The xenbus core calls this with a valid device bound to this driver.
+        let dev = unsafe { &*xdev.cast::<Device<device::BoundInternal>>() };
+        // SAFETY: The device is bound, so probe set the driver data.
+        let data = unsafe { dev.as_ref().drvdata_borrow::<T::Data<'_>>() };
+        from_result(|| T::resume(dev, data).map(|()| 0))
     }
 
     extern "C" fn otherend_changed_callback(xdev: *mut bindings::xenbus_device, state: u32) {
