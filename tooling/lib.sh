@@ -3,6 +3,10 @@
 
 # Where everything that is not source lives. Outside the git work tree so that a fresh clone on the same
 # machine reuses the pristine source and the kernel build; override with XR_CACHE=... to isolate a run.
+# cargo (for bindgen-cli) comes with the machine's rustup toolchain; make sure it is found even
+# where the environment does not put it on PATH.
+export PATH="$HOME/.cargo/bin:$PATH"
+
 XR_CACHE=${XR_CACHE:-/var/cache/xen-rust}
 XR_TOP=${XR_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 XR_PRISTINE=$XR_CACHE/pristine        # linux-source-7.3.x, unpacked once, never modified
