@@ -66,7 +66,7 @@ status=$XR_LOGS/lint-status
 if [ $relint = 1 ]; then
 	xr_step "lint: clippy and rustdoc on ${#rsfiles[@]} Rust files of ours (log: $XR_LOGS/rustdoc.log)"
 	: >"$status"
-	if python3 "$XR_TOP/tooling/warnings.py" "$log" "$XR_SRC" "${rsfiles[@]}" >"$XR_LOGS/clippy.txt"; then
+	if python3 "$XR_TOP/tooling/lint_diagnostics.py" "$log" "$XR_SRC" "${rsfiles[@]}" >"$XR_LOGS/clippy.txt"; then
 		echo "pass clippy: no warnings in our Rust code" >>"$status"
 	else
 		echo "fail clippy: warnings in our Rust code (see $XR_LOGS/clippy.txt)" >>"$status"
@@ -81,7 +81,7 @@ if [ $relint = 1 ]; then
 	fi
 	if ! kmake -j"$JOBS" rustdoc >"$XR_LOGS/rustdoc.log" 2>&1; then
 		echo "fail rustdoc: make rustdoc failed (see $XR_LOGS/rustdoc.log)" >>"$status"
-	elif python3 "$XR_TOP/tooling/warnings.py" "$XR_LOGS/rustdoc.log" "$XR_SRC" "${rsfiles[@]}" >"$XR_LOGS/rustdoc.txt"; then
+	elif python3 "$XR_TOP/tooling/lint_diagnostics.py" "$XR_LOGS/rustdoc.log" "$XR_SRC" "${rsfiles[@]}" >"$XR_LOGS/rustdoc.txt"; then
 		echo "pass rustdoc: no warnings in our Rust docs" >>"$status"
 	else
 		echo "fail rustdoc: warnings in our Rust docs (see $XR_LOGS/rustdoc.txt)" >>"$status"
