@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Print the rustc/clippy/rustdoc diagnostics of a build log that point into the given files.
 
-  warnings.py LOG SRCTREE FILE...     exit 1 if any diagnostic points at one of FILE (paths relative
+  lint_diagnostics.py LOG SRCTREE FILE...  exit 1 if any diagnostic points at one of FILE (paths relative
                                       to SRCTREE)
 """
 import os
