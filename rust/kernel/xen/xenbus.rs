@@ -49,40 +49,49 @@ use core::{
 #[repr(u32)]
 pub enum State {
     /// Unknown (also: the node does not exist).
-    Unknown = bindings::xenbus_state_XenbusStateUnknown,
+    Unknown = bindings::xenbus_state::XenbusStateUnknown.0,
     /// Setting up.
-    Initialising = bindings::xenbus_state_XenbusStateInitialising,
+    Initialising = bindings::xenbus_state::XenbusStateInitialising.0,
     /// Waiting for information from the other end (backends).
-    InitWait = bindings::xenbus_state_XenbusStateInitWait,
+    InitWait = bindings::xenbus_state::XenbusStateInitWait.0,
     /// Its details are published (frontends).
-    Initialised = bindings::xenbus_state_XenbusStateInitialised,
+    Initialised = bindings::xenbus_state::XenbusStateInitialised.0,
     /// Connected.
-    Connected = bindings::xenbus_state_XenbusStateConnected,
+    Connected = bindings::xenbus_state::XenbusStateConnected.0,
     /// Going down.
-    Closing = bindings::xenbus_state_XenbusStateClosing,
+    Closing = bindings::xenbus_state::XenbusStateClosing.0,
     /// Down.
-    Closed = bindings::xenbus_state_XenbusStateClosed,
+    Closed = bindings::xenbus_state::XenbusStateClosed.0,
     /// Reconfiguring.
-    Reconfiguring = bindings::xenbus_state_XenbusStateReconfiguring,
+    Reconfiguring = bindings::xenbus_state::XenbusStateReconfiguring.0,
     /// Reconfigured.
-    Reconfigured = bindings::xenbus_state_XenbusStateReconfigured,
+    Reconfigured = bindings::xenbus_state::XenbusStateReconfigured.0,
 }
 
 impl State {
+    const ALL: [State; 9] = [
+        Self::Unknown,
+        Self::Initialising,
+        Self::InitWait,
+        Self::Initialised,
+        Self::Connected,
+        Self::Closing,
+        Self::Closed,
+        Self::Reconfiguring,
+        Self::Reconfigured,
+    ];
+
     /// Converts a raw state, as read from the other end: a value out of range is `EINVAL`.
-    pub fn from_raw(raw: u32) -> Result<Self> {
-        Ok(match raw {
-            bindings::xenbus_state_XenbusStateUnknown => Self::Unknown,
-            bindings::xenbus_state_XenbusStateInitialising => Self::Initialising,
-            bindings::xenbus_state_XenbusStateInitWait => Self::InitWait,
-            bindings::xenbus_state_XenbusStateInitialised => Self::Initialised,
-            bindings::xenbus_state_XenbusStateConnected => Self::Connected,
-            bindings::xenbus_state_XenbusStateClosing => Self::Closing,
-            bindings::xenbus_state_XenbusStateClosed => Self::Closed,
-            bindings::xenbus_state_XenbusStateReconfiguring => Self::Reconfiguring,
-            bindings::xenbus_state_XenbusStateReconfigured => Self::Reconfigured,
-            _ => return Err(EINVAL),
-        })
+    pub fn from_raw(raw: bindings::xenbus_state) -> Result<Self> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|s| *s as u32 == raw.0)
+            .ok_or(EINVAL)
+    }
+
+    fn as_raw(self) -> bindings::xenbus_state {
+        bindings::xenbus_state(self as u32)
     }
 }
 
@@ -307,7 +316,10 @@ impl<T: Driver + 'static, K: Kind> Adapter<T, K> {
         from_result(|| T::resume(dev, data).map(|()| 0))
     }
 
-    extern "C" fn otherend_changed_callback(xdev: *mut bindings::xenbus_device, state: u32) {
+    extern "C" fn otherend_changed_callback(
+        xdev: *mut bindings::xenbus_device,
+        state: bindings::xenbus_state,
+    ) {
         // SAFETY: The xenbus core calls this with a valid device that is bound to this driver
         // (it checks `dev->driver`, and remove stops the watch before unbinding).
         let dev = unsafe { &*xdev.cast::<Device<device::BoundInternal>>() };
@@ -432,7 +444,7 @@ impl Device<device::Bound> {
     /// Switches this end's state and writes it to xenstore (`xenbus_switch_state`).
     pub fn switch_state(&self, state: State) -> Result {
         // SAFETY: The device is valid and bound.
-        to_result(unsafe { bindings::xenbus_switch_state(self.as_raw(), state as u32) })
+        to_result(unsafe { bindings::xenbus_switch_state(self.as_raw(), state.as_raw()) })
     }
 
     fn report(&self, fatal: bool, err: Error, args: fmt::Arguments<'_>) {
