@@ -6,9 +6,9 @@
 //!
 //! An event channel connects a port in this domain with a port in another. A frontend allocates an
 //! unbound port for its backend's domain ([`Port::alloc_unbound`]) and publishes its number in
-//! xenstore; the backend binds its own port to it ([`Port::bind_interdomain`]). Each side then binds
-//! its port to a handler ([`Registration`], or [`LateEoiRegistration`] for backends) and notifies
-//! the other with [`Registration::notify`].
+//! xenstore; the backend binds its own port to it ([`Port::bind_interdomain`]). Each side then
+//! binds its port to a handler ([`Registration`], or [`LateEoiRegistration`] for backends) and
+//! notifies the other with [`Registration::notify`].
 //!
 //! Backends serving an untrusted frontend use the late-EOI form: the event channel stays masked
 //! until the handler's work is done, so a frontend flooding events cannot monopolise dom0
@@ -181,28 +181,35 @@ macro_rules! registration {
                 name: &'static CStr,
                 handler: impl PinInit<T, Error>,
             ) -> impl PinInit<Self, Error> {
+                Self::bind_with(handler, move |cookie| {
+                    let raw = port.into_raw();
+                    // SAFETY: `raw` is an open port we own; the callback and the cookie stay
+                    // valid until `drop` unbinds the handler. `name` is `'static`.
+                    let irq = unsafe {
+                        bindings::$bind(raw, Some($callback::<T>), 0, name.as_char_ptr(), cookie)
+                    };
+                    if irq < 0 {
+                        // Binding failed: the port is still ours to close.
+                        drop(Port { port: raw });
+                    }
+                    irq
+                })
+            }
+
+            /// Initialises the registration, then calls `bind` with the registration's address
+            /// as cookie, once every field is initialised (the handler may run at once).
+            /// `bind` binds a channel to this type's callback with that cookie and returns the
+            /// IRQ, or a negative errno after undoing what it did.
+            fn bind_with(
+                handler: impl PinInit<T, Error>,
+                bind: impl FnOnce(*mut c_void) -> c_int,
+            ) -> impl PinInit<Self, Error> {
                 try_pin_init!(&this in Self {
                     bound: Bound { irq: AtomicU32::new(0), events: AtomicU32::new(0) },
                     handler <- handler,
                     _pin: PhantomPinned,
                     _: {
-                        let raw = port.into_raw();
-                        // SAFETY: `raw` is an open port we own; the callback and the cookie
-                        // stay valid until `drop` unbinds the handler, and every field is
-                        // initialised, so the handler may run at once. `name` is `'static`.
-                        let irq = unsafe {
-                            bindings::$bind(
-                                raw,
-                                Some($callback::<T>),
-                                0,
-                                name.as_char_ptr(),
-                                this.as_ptr().cast::<c_void>(),
-                            )
-                        };
-                        if irq < 0 {
-                            // Binding failed: the port is still ours to close.
-                            drop(Port { port: raw });
-                        }
+                        let irq = bind(this.as_ptr().cast::<c_void>());
                         to_result(irq)?;
                         // SAFETY: `this` is valid; only this field is written.
                         unsafe { (*this.as_ptr()).bound.irq.store(irq as u32, Ordering::Release) };
@@ -275,29 +282,21 @@ impl<T: LateEoiHandler> LateEoiRegistration<T> {
         handler: impl PinInit<T, Error>,
     ) -> impl PinInit<Self, Error> {
         let xdev = dev.as_raw();
-        try_pin_init!(&this in Self {
-            bound: Bound { irq: AtomicU32::new(0), events: AtomicU32::new(0) },
-            handler <- handler,
-            _pin: PhantomPinned,
-            _: {
-                // SAFETY: `xdev` is a bound xenbus device; the callback and the cookie stay valid
-                // until `drop` unbinds the handler, and every field is initialised. On failure
-                // the C function closes the port it opened.
-                let irq = unsafe {
-                    bindings::bind_interdomain_evtchn_to_irqhandler_lateeoi(
-                        xdev,
-                        remote_port,
-                        Some(handle_lateeoi_callback::<T>),
-                        0,
-                        name.as_char_ptr(),
-                        this.as_ptr().cast::<c_void>(),
-                    )
-                };
-                to_result(irq)?;
-                // SAFETY: `this` is valid; only this field is written.
-                unsafe { (*this.as_ptr()).bound.irq.store(irq as u32, Ordering::Release) };
-            },
-        }? Error)
+        Self::bind_with(handler, move |cookie| {
+            // SAFETY: `xdev` is a bound xenbus device; the callback and the cookie stay valid
+            // until `drop` unbinds the handler. On failure the C function closes the port it
+            // opened.
+            unsafe {
+                bindings::bind_interdomain_evtchn_to_irqhandler_lateeoi(
+                    xdev,
+                    remote_port,
+                    Some(handle_lateeoi_callback::<T>),
+                    0,
+                    name.as_char_ptr(),
+                    cookie,
+                )
+            }
+        })
     }
 }
 

@@ -362,7 +362,11 @@ impl<T: Driver + 'static, K: Kind> Adapter<T, K> {
 #[macro_export]
 macro_rules! module_xenbus_frontend_driver {
     ($($f:tt)*) => {
-        $crate::module_driver!(<T>, $crate::xen::xenbus::Adapter<T, $crate::xen::xenbus::Frontend>, { $($f)* });
+        $crate::module_driver!(
+            <T>,
+            $crate::xen::xenbus::Adapter<T, $crate::xen::xenbus::Frontend>,
+            { $($f)* }
+        );
     };
 }
 
@@ -373,7 +377,11 @@ macro_rules! module_xenbus_frontend_driver {
 #[macro_export]
 macro_rules! module_xenbus_backend_driver {
     ($($f:tt)*) => {
-        $crate::module_driver!(<T>, $crate::xen::xenbus::Adapter<T, $crate::xen::xenbus::Backend>, { $($f)* });
+        $crate::module_driver!(
+            <T>,
+            $crate::xen::xenbus::Adapter<T, $crate::xen::xenbus::Backend>,
+            { $($f)* }
+        );
     };
 }
 
