@@ -5,8 +5,8 @@
 //! C header: [`include/xen/xenbus.h`](srctree/include/xen/xenbus.h)
 //!
 //! Everything read from xenstore may have been written by another domain and is untrusted: values
-//! come back as owned byte buffers, and [`read_parsed`] and friends turn malformed values into
-//! errors instead of defaults.
+//! come back as owned byte buffers, and [`Xenstore::read_parsed`] and friends turn malformed
+//! values into errors instead of defaults.
 //!
 //! Paths are given as a directory and a node under it, as in C: `dir/node`, or `dir` itself when
 //! `node` is empty (an empty `dir` with a non-empty `node` makes `/node`, an absolute path).
@@ -244,11 +244,6 @@ impl Xenstore {
     pub fn directory(dir: &CStr, node: &CStr) -> Result<Directory> {
         directory_in(XBT_NIL, dir, node)
     }
-}
-
-/// Reads `dir/node` and parses it as a `T` (see [`Xenstore::read_parsed`]).
-pub fn read_parsed<T: core::str::FromStr>(dir: &CStr, node: &CStr) -> Result<T> {
-    Xenstore::read_parsed(dir, node)
 }
 
 /// A xenstore transaction. It is aborted on drop unless [`commit`](Self::commit)ted.
