@@ -19,7 +19,7 @@ kmake() { make -C "$XR_SRC" O="$XR_OBJ" "${XR_MAKE_VARS[@]}" "$@"; }
 
 xr_step "build 2/3: configure (tinyconfig + $(basename "$FRAGMENT"))"
 # Inputs of .config: the fragment, and every Kconfig file the overlay or patches touch.
-inputs=$( (cat "$FRAGMENT"; cd "$XR_SRC" && grep -h '' $(grep -l . .xr-managed >/dev/null && grep -E '(^|/)Kconfig[^/]*$' .xr-managed) /dev/null) | sha256sum | cut -d' ' -f1)
+inputs=$( (cat "$FRAGMENT"; cd "$XR_SRC" && grep -E '(^|/)Kconfig[^/]*$' .xr-managed | xargs -r cat) | sha256sum | cut -d' ' -f1)
 if [ ! -f "$XR_OBJ/.config" ] || [ "$(cat "$XR_OBJ/.xr-config-inputs" 2>/dev/null)" != "$inputs" ]; then
 	kmake -s tinyconfig >"$XR_LOGS/config.log" 2>&1 || { tail -20 "$XR_LOGS/config.log"; xr_die "tinyconfig failed"; }
 	"$XR_SRC/scripts/kconfig/merge_config.sh" -m -O "$XR_OBJ" "$XR_OBJ/.config" "$FRAGMENT" >>"$XR_LOGS/config.log" 2>&1

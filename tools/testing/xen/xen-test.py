@@ -254,7 +254,7 @@ def build_initramfs(args, work):
     busybox = shutil.which("busybox") or "/bin/busybox"
     modules = sorted(sh(f"find '{obj}' -name '*.ko'").split())
     params = f"XR_DOMU_TIMEOUT={STAGES[5][2] + STAGES[6][2]}\n"
-    kunit = f" kunit.filter_glob={args.kunit_filter}" if args.kunit_filter else ""
+    kunit = kunit_cmdline(args)
 
     def common(root):
         for d in ("bin", "dev", "proc", "sys", "tmp", "run", "etc/xr", "usr/share/xr", "lib/modules/xr"):
@@ -402,8 +402,13 @@ def report(results, problems, failure=None, lines=(), out=sys.stdout, results_pa
 QEMU_CPU = os.environ.get("XR_QEMU_CPU", "max,-xsave")
 
 
+def kunit_cmdline(args):
+    """Kernel command line words selecting KUnit suites, the same for dom0 and the domU."""
+    return f" kunit.filter_glob={args.kunit_filter}" if args.kunit_filter else ""
+
+
 def qemu_cmd(args, initrd):
-    kunit = f" kunit.filter_glob={args.kunit_filter}" if args.kunit_filter else ""
+    kunit = kunit_cmdline(args)
     xen_cmdline = ("console=com1 com1=115200 dom0_mem=512M,max:512M dom0_max_vcpus=1 loglvl=all "
                    "guest_loglvl=all console_timestamps=boot")
     total = sum(s[2] for s in STAGES)
