@@ -14,6 +14,7 @@
 #include <xen/interface/io/ring.h>
 #include <xen/interface/io/blkif.h>
 #include <xen/interface/io/netif.h>
+#include <xen/interface/io/demo.h>
 
 __rust_helper bool rust_helper_xen_domain(void)
 {
@@ -108,7 +109,7 @@ __rust_helper void rust_helper_xen_kunit_skip(const char *reason)
 /*
  * Ring geometry as the ring.h macros compute it, for the Rust ring layout tests:
  * out[0] = entries (__CONST_RING_SIZE), out[1] = entry size, out[2] = offset of the entries.
- * proto 0: blkif, 1: netif tx, 2: netif rx (one page each), 3: blkif on four pages.
+ * proto 0: blkif, 1: netif tx, 2: netif rx, 4: demo (one page each), 3: blkif on four pages.
  */
 __rust_helper void rust_helper_xen_ring_geometry(unsigned int proto, size_t *out)
 {
@@ -127,6 +128,11 @@ __rust_helper void rust_helper_xen_ring_geometry(unsigned int proto, size_t *out
 		out[0] = __CONST_RING_SIZE(xen_netif_rx, PAGE_SIZE);
 		out[1] = sizeof(union xen_netif_rx_sring_entry);
 		out[2] = offsetof(struct xen_netif_rx_sring, ring);
+		break;
+	case 4:
+		out[0] = XEN_DEMO_RING_SIZE;
+		out[1] = sizeof(union demo_sring_entry);
+		out[2] = offsetof(struct demo_sring, ring);
 		break;
 	default:
 		out[0] = __CONST_RING_SIZE(blkif, 4 * PAGE_SIZE);

@@ -515,6 +515,17 @@ mod tests {
         );
     }
 
+    #[test]
+    fn layout_matches_c_demo() {
+        let (entries, esz, off) = c_geometry(4);
+        type Req = bindings::demo_request;
+        type Rsp = bindings::demo_response;
+        assert_eq!(ring_entries::<Req, Rsp>(PAGE_SIZE) as usize, entries);
+        assert_eq!(entry_size::<Req, Rsp>(), esz);
+        assert_eq!(HEADER_SIZE, off);
+        assert_eq!(entries, 256);
+    }
+
     fn pair(page: &SharedPage) -> Result<(FrontRing<Msg, Msg>, BackRing<Msg, Msg>)> {
         let base = page.as_ptr();
         // SAFETY: The page outlives both rings in each test, and only they use it.
