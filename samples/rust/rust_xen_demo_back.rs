@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Rust Xen sample: the backend (dom0) end of the `demo` device.
+//!
+//! When the frontend is Initialised, the backend reads `ring-ref`, `event-channel` and
+//! `protocol-version` from the frontend's xenstore directory, checks them, maps the ring, binds
+//! the event channel (late EOI) and goes to Connected. Each request is copied out of the ring and
+//! answered with `status + 1`. Everything the frontend wrote is untrusted: a bad value is reported
+//! with `xenbus_dev_fatal()`, and a frontend that claims more requests than the ring holds loses
+//! its ring until it reconnects.
+//!
+//! The protocol is `include/xen/interface/io/demo.h`; the debugfs counters and the state machine
+//! are described in `Documentation/rust/xen-demo.rst`. `samples/xen/xen_demo_back.c` is the same
+//! driver in C.
+
+use kernel::{
+    debugfs::{Scope, ScopedDir},
+    device::{Bound, Core},
+    fmt, new_mutex, new_spinlock_irq,
+    prelude::*,
+    str::CString,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex, SpinLockIrq,
+    },
+    xen::{
+        events::{LateEoi, LateEoiHandler, LateEoiRegistration, Notifier},
+        xenbus::{self, Device, SharedBackRing, State},
+        xenstore::Xenstore,
+    },
+};
+
+#[path = "rust_xen_demo_proto.rs"]
+mod proto;
+use proto::{Request, Response};
+
+kernel::xenbus_device_table!(DEMO_IDS, [xenbus::DeviceId::new(c"demo")]);
+
+/// Counters, readable in debugfs; shared by the control files and the event handler.
+struct Stats {
+    name: CString,
+    connected: Atomic<u32>,
+    requests: Atomic<u64>,
+    bad_requests: Atomic<u64>,
+    overflows: Atomic<u64>,
+    notifications: Atomic<u64>,
+    trace: Atomic<u32>,
+}
+
+impl Stats {
+    fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rows = [
+            ("connected", u64::from(self.connected.load(Relaxed))),
+            ("requests", self.requests.load(Relaxed)),
+            ("bad_requests", self.bad_requests.load(Relaxed)),
+            ("overflows", self.overflows.load(Relaxed)),
+            ("notifications", self.notifications.load(Relaxed)),
+        ];
+        for (name, value) in rows {
+            writeln!(f, "{name} {value}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The backend's end of one connection, under the handler's lock.
+struct Link {
+    ring: SharedBackRing<Request, Response>,
+    /// Requests taken off the ring (the ring index of the next one).
+    consumed: u32,
+    /// The frontend overran the ring: it is not served again until it reconnects.
+    broken: bool,
+}
+
+/// The backend's event handler: answers each request with `status + 1`.
+#[pin_data]
+struct BackIrq {
+    #[pin]
+    link: SpinLockIrq<Link>,
+    stats: Arc<Stats>,
+}
+
+impl BackIrq {
+    /// Answers one request, copied out of the ring (it is never read from the ring again).
+    fn answer(&self, link: &mut Link, req: &Request) {
+        let stats = &*self.stats;
+        let rsp = Response {
+            id: req.id,
+            status: proto::answer(req.operation, req.status),
+            operation: req.operation,
+        };
+        stats.requests.add(1, Relaxed);
+        if req.operation != proto::OP_INCREMENT {
+            stats.bad_requests.add(1, Relaxed);
+        }
+        if stats.trace.load(Relaxed) != 0 {
+            pr_info!(
+                "xen-demo {}: slot {}: id={} op={} status={} -> status={}\n",
+                &*stats.name,
+                link.consumed % 256,
+                req.id,
+                req.operation,
+                req.status,
+                rsp.status
+            );
+        }
+        link.consumed = link.consumed.wrapping_add(1);
+        // Cannot fail: the request was just consumed, so it has a slot for its answer.
+        let _ = link.ring.ring().push_response(&rsp);
+    }
+}
+
+impl LateEoiHandler for BackIrq {
+    fn handle(&self, peer: &Notifier) -> LateEoi {
+        let stats = &*self.stats;
+        let mut link = self.link.lock();
+        if link.broken {
+            return LateEoi::Spurious;
+        }
+        let mut work = false;
+        loop {
+            match link.ring.ring().next_request() {
+                Ok(Some(req)) => {
+                    work = true;
+                    self.answer(&mut link, &req);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    link.broken = true;
+                    stats.overflows.add(1, Relaxed);
+                    pr_warn!(
+                        "xen-demo {}: frontend overran the ring ({e:?}); not serving it\n",
+                        &*stats.name
+                    );
+                }
+            }
+            if link.ring.ring().push_responses_and_check_notify() {
+                peer.notify();
+                stats.notifications.add(1, Relaxed);
+            }
+            if link.broken || !matches!(link.ring.ring().final_check_for_requests(), Ok(true)) {
+                break;
+            }
+        }
+        if work {
+            LateEoi::Handled
+        } else {
+            LateEoi::Spurious
+        }
+    }
+}
+
+type Conn = Pin<KBox<LateEoiRegistration<BackIrq>>>;
+
+/// Per-device state, owned by the device's debugfs scope.
+#[pin_data]
+struct Back {
+    stats: Arc<Stats>,
+    #[pin]
+    conn: Mutex<Option<Conn>>,
+}
+
+/// Reads `node` of the frontend's directory as a number; reports a missing or bad value.
+fn read_number(dev: &Device<Bound>, node: &CStr) -> Result<u32> {
+    let fe = dev.otherend();
+    let value = Xenstore::read(fe, node).inspect_err(|e| {
+        dev.dev_fatal(*e, fmt!("reading {fe}/{node}"));
+    })?;
+    value.parse::<u32>().inspect_err(|e| match value.as_str() {
+        Ok(s) => dev.dev_fatal(
+            *e,
+            fmt!("{fe}/{node} is not a 32-bit decimal number: \"{s}\""),
+        ),
+        Err(_) => dev.dev_fatal(*e, fmt!("{fe}/{node} is not text")),
+    })
+}
+
+impl Back {
+    fn connect(dev: &Device<Bound>, stats: &Arc<Stats>) -> Result<Conn> {
+        let fe = dev.otherend();
+        let version = read_number(dev, c"protocol-version")?;
+        if version != proto::VERSION {
+            dev.dev_fatal(
+                EPROTO,
+                fmt!(
+                    "{fe}/protocol-version {version} is not supported (want {})",
+                    proto::VERSION
+                ),
+            );
+            return Err(EPROTO);
+        }
+        let gref = read_number(dev, c"ring-ref")?;
+        if gref < proto::FIRST_GRANT_REF {
+            dev.dev_fatal(
+                ERANGE,
+                fmt!("{fe}/ring-ref {gref} is a reserved grant reference"),
+            );
+            return Err(ERANGE);
+        }
+        let evtchn = read_number(dev, c"event-channel")?;
+        if evtchn == 0 || evtchn >= proto::PORT_LIMIT {
+            dev.dev_fatal(ERANGE, fmt!("{fe}/event-channel {evtchn} is out of range"));
+            return Err(ERANGE);
+        }
+        let ring = SharedBackRing::<Request, Response>::map(dev, gref).inspect_err(|e| {
+            dev.dev_fatal(*e, fmt!("mapping ring-ref {gref}"));
+        })?;
+        let link = Link {
+            ring,
+            consumed: 0,
+            broken: false,
+        };
+        let conn = KBox::pin_init(
+            LateEoiRegistration::bind_interdomain(
+                dev,
+                evtchn,
+                c"xen-demo-back",
+                try_pin_init!(BackIrq {
+                    link <- new_spinlock_irq!(link),
+                    stats: stats.clone(),
+                }? Error),
+            ),
+            GFP_KERNEL,
+        )
+        .inspect_err(|e| dev.dev_fatal(*e, fmt!("binding event-channel {evtchn}")))?;
+        pr_info!(
+            "xen-demo {}: connected (ring-ref {gref}, event-channel {evtchn})\n",
+            &*stats.name
+        );
+        Ok(conn)
+    }
+
+    /// Unbinds the channel and unmaps the ring.
+    fn disconnect(&self) {
+        self.stats.connected.store(0, Relaxed);
+        if self.conn.lock().take().is_some() {
+            pr_info!("xen-demo {}: disconnected\n", &*self.stats.name);
+        }
+    }
+}
+
+fn stats_file(back: &Back, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    back.stats.show(f)
+}
+
+fn populate<'a>(back: &'a Back, dir: &ScopedDir<'a, '_>) {
+    dir.read_callback_file(c"stats", back, &stats_file);
+    dir.read_write_file(c"trace", &back.stats.trace);
+}
+
+#[pin_data]
+struct BackData {
+    /// The device's debugfs directory, which owns the device's state.
+    ctl: Pin<KBox<Scope<Back>>>,
+}
+
+struct DemoBack;
+
+#[vtable]
+impl xenbus::Driver for DemoBack {
+    type Data<'bound> = BackData;
+    const ID_TABLE: xenbus::IdTable = &DEMO_IDS;
+
+    fn probe<'bound>(dev: &'bound Device<Core<'_>>) -> impl PinInit<BackData, Error> + 'bound {
+        pin_init::pin_init_scope(move || {
+            let name = CString::try_from_fmt(fmt!("{}", dev.as_ref().name()))?;
+            let dir = CString::try_from_fmt(fmt!("xen-demo.{}", dev.as_ref().name()))?;
+            let stats = Arc::new(
+                Stats {
+                    name,
+                    connected: Atomic::new(0),
+                    requests: Atomic::new(0),
+                    bad_requests: Atomic::new(0),
+                    overflows: Atomic::new(0),
+                    notifications: Atomic::new(0),
+                    trace: Atomic::new(0),
+                },
+                GFP_KERNEL,
+            )?;
+            let ctl = KBox::pin_init(
+                Scope::dir(
+                    try_pin_init!(Back {
+                        stats,
+                        conn <- new_mutex!(None),
+                    }? Error),
+                    &dir,
+                    populate,
+                ),
+                GFP_KERNEL,
+            )?;
+            Xenstore::write_fmt(
+                dev.nodename(),
+                c"protocol-version",
+                fmt!("{}", proto::VERSION),
+            )?;
+            dev.switch_state(State::InitWait)?;
+            Ok(try_pin_init!(BackData { ctl }? Error))
+        })
+    }
+
+    fn otherend_changed<'bound>(
+        dev: &'bound Device<Bound>,
+        data: Pin<&BackData>,
+        state: Result<State>,
+    ) {
+        let back: &Back = &data.ctl;
+        match state {
+            Ok(State::Initialised | State::Connected) => {
+                let mut conn = back.conn.lock();
+                if conn.is_some() || dev.state() == Ok(State::Closing) {
+                    return;
+                }
+                if let Ok(c) = Back::connect(dev, &back.stats) {
+                    *conn = Some(c);
+                    back.stats.connected.store(1, Relaxed);
+                    let _ = dev.switch_state(State::Connected);
+                }
+            }
+            Ok(State::Closing) => {
+                back.disconnect();
+                let _ = dev.switch_state(State::Closing);
+            }
+            // A frontend still Closed from before this driver bound the device: it reconnects
+            // when it sees us in InitWait.
+            Ok(State::Closed)
+                if dev.state() == Ok(State::InitWait) && back.conn.lock().is_none() => {}
+            Ok(State::Closed | State::Unknown) => {
+                back.disconnect();
+                let _ = dev.switch_state(State::Closed);
+            }
+            Ok(State::Initialising) if dev.state() == Ok(State::Closed) => {
+                // A frontend that starts over (its driver was reloaded): be ready again.
+                let _ = dev.switch_state(State::InitWait);
+            }
+            Ok(_) => {}
+            Err(e) => dev.dev_fatal(e, fmt!("frontend wrote an unknown state")),
+        }
+    }
+
+    fn unbind<'bound>(_dev: &'bound Device<Core<'_>>, data: Pin<&BackData>) {
+        data.ctl.disconnect();
+    }
+}
+
+kernel::module_xenbus_backend_driver! {
+    type: DemoBack,
+    name: "rust_xen_demo_back",
+    authors: ["Rust for Xen contributors"],
+    description: "Rust Xen sample: backend of the demo device",
+    license: "GPL",
+    alias: ["xen-backend:demo"],
+}

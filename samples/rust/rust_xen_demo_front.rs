@@ -1,0 +1,530 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Rust Xen sample: the frontend (domU) end of the `demo` device.
+//!
+//! The frontend grants a one-page ring to the backend's domain, allocates an event channel and
+//! publishes both in one xenstore transaction, then waits for the backend to connect. Requests
+//! are sent from debugfs (`/sys/kernel/debug/xen-demo.<device>/send`); every response is checked
+//! against the request it claims to answer. When the backend goes away the frontend closes, and
+//! when it comes back the frontend sets up a fresh ring and reconnects.
+//!
+//! The protocol is `include/xen/interface/io/demo.h`; the debugfs interface and the state machine
+//! are described in `Documentation/rust/xen-demo.rst`. `samples/xen/xen_demo_front.c` is the same
+//! driver in C.
+
+use kernel::{
+    debugfs::{Scope, ScopedDir},
+    device::{Bound, Core},
+    fmt,
+    irq::IrqReturn,
+    new_condvar, new_mutex, new_spinlock_irq,
+    prelude::*,
+    str::CString,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, CondVar, CondVarTimeoutResult, Mutex, SpinLockIrq,
+    },
+    time::{msecs_to_jiffies, Instant, Monotonic},
+    uaccess::UserSliceReader,
+    xen::{
+        events::{Handler, Registration},
+        xenbus::{self, Device, SharedFrontRing, State},
+        xenstore,
+    },
+};
+
+// The backend's value checks use the rest of the protocol definitions.
+#[allow(dead_code)]
+#[path = "rust_xen_demo_proto.rs"]
+mod proto;
+use proto::{Request, Response};
+
+kernel::xenbus_device_table!(DEMO_IDS, [xenbus::DeviceId::new(c"demo")]);
+
+/// Slots of the one-page ring (and of the table of outstanding requests).
+const SLOTS: usize = 256;
+/// Requests a single `send` may ask for.
+const MAX_REQUESTS: u32 = 1_000_000;
+/// Outstanding requests a single `send` may ask for; above [`SLOTS`] it waits for free slots.
+const MAX_BATCH: u32 = 4096;
+/// A `send` fails with `ETIMEDOUT` when no response arrives for this long.
+const PROGRESS_TIMEOUT_MS: u32 = 5000;
+/// Bad responses logged per device; the rest are only counted.
+const LOGGED_BAD_RESPONSES: u64 = 10;
+
+/// Counters, readable in debugfs; shared by the control files and the event handler.
+#[pin_data]
+struct Stats {
+    name: CString,
+    connected: Atomic<u32>,
+    sent: Atomic<u64>,
+    completed: Atomic<u64>,
+    bad_responses: Atomic<u64>,
+    ring_full_waits: Atomic<u64>,
+    notifications: Atomic<u64>,
+    interrupts: Atomic<u64>,
+    last_run_requests: Atomic<u64>,
+    last_run_ns: Atomic<u64>,
+    trace: Atomic<u32>,
+    /// Signalled when a response completes a request or the connection goes away.
+    #[pin]
+    progress: CondVar,
+}
+
+impl Stats {
+    fn tracing(&self) -> bool {
+        self.trace.load(Relaxed) != 0
+    }
+
+    fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rows = [
+            ("connected", u64::from(self.connected.load(Relaxed))),
+            ("sent", self.sent.load(Relaxed)),
+            ("completed", self.completed.load(Relaxed)),
+            ("bad_responses", self.bad_responses.load(Relaxed)),
+            ("ring_full_waits", self.ring_full_waits.load(Relaxed)),
+            ("notifications", self.notifications.load(Relaxed)),
+            ("interrupts", self.interrupts.load(Relaxed)),
+            ("last_run_requests", self.last_run_requests.load(Relaxed)),
+            ("last_run_ns", self.last_run_ns.load(Relaxed)),
+        ];
+        for (name, value) in rows {
+            writeln!(f, "{name} {value}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A request sent and not yet answered.
+#[derive(Clone, Copy, Default)]
+struct Outstanding {
+    busy: bool,
+    req: Request,
+}
+
+/// The frontend's end of one connection, under the handler's lock.
+struct Link {
+    ring: SharedFrontRing<Request, Response>,
+    /// Outstanding requests by slot; a request's id is `generation << 8 | slot`.
+    table: KVec<Outstanding>,
+    free: KVec<u16>,
+    generation: u32,
+    /// Responses taken off the ring (the ring index of the next one).
+    received: u32,
+    /// Responses that completed a request.
+    completed: u64,
+    /// The backend broke the ring protocol: nothing more is read from it.
+    broken: bool,
+}
+
+impl Link {
+    fn new(ring: SharedFrontRing<Request, Response>) -> Result<Self> {
+        let mut table = KVec::with_capacity(SLOTS, GFP_KERNEL)?;
+        let mut free = KVec::with_capacity(SLOTS, GFP_KERNEL)?;
+        for slot in (0..SLOTS as u16).rev() {
+            table.push(Outstanding::default(), GFP_KERNEL)?;
+            free.push(slot, GFP_KERNEL)?;
+        }
+        Ok(Self {
+            ring,
+            table,
+            free,
+            generation: 0,
+            received: 0,
+            completed: 0,
+            broken: false,
+        })
+    }
+
+    fn in_flight(&self) -> usize {
+        SLOTS - self.free.len()
+    }
+
+    /// Queues one request; `None` when the ring or the table is full.
+    fn queue(&mut self, operation: u32, stats: &Stats) -> Result<Option<()>> {
+        if self.ring.ring().is_full() {
+            return Ok(None);
+        }
+        let Some(slot) = self.free.pop() else {
+            return Ok(None);
+        };
+        self.generation = self.generation.wrapping_add(1) & 0x00ff_ffff;
+        let id = (self.generation << 8) | u32::from(slot);
+        let req = Request {
+            id,
+            status: id.wrapping_mul(10),
+            operation,
+        };
+        let idx = match self.ring.ring().push_request(&req) {
+            Ok(idx) => idx,
+            Err(e) => {
+                // Cannot happen (the ring was not full); keep the slot free anyway.
+                self.free.push(slot, GFP_ATOMIC)?;
+                return Err(e);
+            }
+        };
+        if let Some(entry) = self.table.get_mut(usize::from(slot)) {
+            *entry = Outstanding { busy: true, req };
+        }
+        stats.sent.add(1, Relaxed);
+        if stats.tracing() {
+            pr_info!(
+                "xen-demo {}: sent slot {}: id={} op={} status={}\n",
+                &*stats.name,
+                idx as usize % SLOTS,
+                req.id,
+                req.operation,
+                req.status
+            );
+        }
+        Ok(Some(()))
+    }
+
+    /// Checks a response against the request it names; completes that request if it matches.
+    fn complete(&mut self, rsp: &Response, stats: &Stats) {
+        let slot = (rsp.id & 0xff) as usize;
+        let good = match self.table.get_mut(slot) {
+            Some(o) if o.busy && o.req.id == rsp.id && o.req.operation == rsp.operation => {
+                let ok = rsp.status == proto::answer(o.req.operation, o.req.status);
+                if ok {
+                    o.busy = false;
+                }
+                ok
+            }
+            _ => false,
+        };
+        if good && self.free.push(slot as u16, GFP_ATOMIC).is_ok() {
+            self.completed += 1;
+            stats.completed.add(1, Relaxed);
+        } else if stats.bad_responses.fetch_add(1, Relaxed) < LOGGED_BAD_RESPONSES {
+            pr_warn!(
+                "xen-demo {}: bad response: id={} op={} status={}\n",
+                &*stats.name,
+                rsp.id,
+                rsp.operation,
+                rsp.status
+            );
+        }
+    }
+}
+
+/// The frontend's event handler: takes responses off the ring and checks them.
+#[pin_data]
+struct FrontIrq {
+    #[pin]
+    link: SpinLockIrq<Link>,
+    stats: Arc<Stats>,
+}
+
+impl Handler for FrontIrq {
+    fn handle(&self) -> IrqReturn {
+        let stats = &*self.stats;
+        stats.interrupts.add(1, Relaxed);
+        let mut link = self.link.lock();
+        if link.broken {
+            return IrqReturn::Handled;
+        }
+        let before = link.completed;
+        loop {
+            let rsp = match link.ring.ring().next_response() {
+                Ok(Some(rsp)) => rsp,
+                Ok(None) => match link.ring.ring().final_check_for_responses() {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(e) => {
+                        link.broken = true;
+                        pr_err!(
+                            "xen-demo {}: backend broke the ring ({e:?})\n",
+                            &*stats.name
+                        );
+                        break;
+                    }
+                },
+                Err(e) => {
+                    link.broken = true;
+                    stats.bad_responses.add(1, Relaxed);
+                    pr_err!(
+                        "xen-demo {}: backend broke the ring ({e:?})\n",
+                        &*stats.name
+                    );
+                    break;
+                }
+            };
+            if stats.tracing() {
+                pr_info!(
+                    "xen-demo {}: received slot {}: id={} op={} status={}\n",
+                    &*stats.name,
+                    link.received as usize % SLOTS,
+                    rsp.id,
+                    rsp.operation,
+                    rsp.status
+                );
+            }
+            link.received = link.received.wrapping_add(1);
+            link.complete(&rsp, stats);
+        }
+        if link.completed != before || link.broken {
+            stats.progress.notify_all();
+        }
+        IrqReturn::Handled
+    }
+}
+
+type Conn = Pin<KBox<Registration<FrontIrq>>>;
+
+/// Per-device state, owned by the device's debugfs scope.
+#[pin_data]
+struct Front {
+    stats: Arc<Stats>,
+    /// The current connection; held for the whole of a `send`.
+    #[pin]
+    conn: Mutex<Option<Conn>>,
+}
+
+impl Front {
+    /// Sets up a ring and an event channel for the backend and publishes them.
+    fn connect(dev: &Device<Bound>, stats: &Arc<Stats>) -> Result<Conn> {
+        let mut ring = SharedFrontRing::<Request, Response>::new(dev)
+            .inspect_err(|e| dev.dev_fatal(*e, fmt!("granting the ring")))?;
+        if ring.ring().size() as usize != SLOTS {
+            dev.dev_fatal(EINVAL, fmt!("unexpected ring size"));
+            return Err(EINVAL);
+        }
+        let gref = ring.gref();
+        let port = dev
+            .alloc_evtchn()
+            .inspect_err(|e| dev.dev_fatal(*e, fmt!("allocating an event channel")))?;
+        let evtchn = port.number();
+        let link = Link::new(ring)?;
+        let conn = KBox::pin_init(
+            Registration::new(
+                port,
+                c"xen-demo-front",
+                try_pin_init!(FrontIrq {
+                    link <- new_spinlock_irq!(link),
+                    stats: stats.clone(),
+                }? Error),
+            ),
+            GFP_KERNEL,
+        )
+        .inspect_err(|e| dev.dev_fatal(*e, fmt!("binding event-channel {evtchn}")))?;
+        let node = dev.nodename();
+        xenstore::transaction(|t| {
+            t.write_fmt(node, c"ring-ref", fmt!("{gref}"))?;
+            t.write_fmt(node, c"event-channel", fmt!("{evtchn}"))?;
+            t.write_fmt(node, c"protocol-version", fmt!("{}", proto::VERSION))
+        })
+        .inspect_err(|e| dev.dev_fatal(*e, fmt!("writing ring-ref and event-channel")))?;
+        dev.switch_state(State::Initialised)?;
+        pr_info!(
+            "xen-demo {}: initialised (ring-ref {gref}, event-channel {evtchn})\n",
+            &*stats.name
+        );
+        Ok(conn)
+    }
+
+    /// Tears the connection down: the handler is unbound, then the ring's grant ends.
+    fn disconnect(&self) {
+        self.stats.connected.store(0, Relaxed);
+        self.stats.progress.notify_all();
+        if self.conn.lock().take().is_some() {
+            pr_info!("xen-demo {}: disconnected\n", &*self.stats.name);
+        }
+    }
+
+    /// `send`: `N [B [OP]]`.
+    fn send(&self, n: u32, batch: u32, operation: u32) -> Result {
+        let stats = &*self.stats;
+        let guard = self.conn.lock();
+        let conn = guard.as_ref().ok_or(ENOTCONN)?;
+        if stats.connected.load(Relaxed) == 0 {
+            return Err(ENOTCONN);
+        }
+        let irq = conn.handler();
+        let mut link = irq.link.lock();
+        let start = Instant::<Monotonic>::now();
+        let target = link.completed + u64::from(n);
+        let mut queued = 0u32;
+        while link.completed < target {
+            let mut pushed = false;
+            while queued < n && (link.in_flight() as u32) < batch {
+                if link.queue(operation, stats)?.is_none() {
+                    // The ring is full: wait for responses below.
+                    stats.ring_full_waits.add(1, Relaxed);
+                    break;
+                }
+                queued += 1;
+                pushed = true;
+            }
+            if pushed && link.ring.ring().push_requests_and_check_notify() {
+                conn.notify();
+                stats.notifications.add(1, Relaxed);
+            }
+            let before = link.completed;
+            while link.completed == before && link.completed < target {
+                if link.broken {
+                    return Err(EIO);
+                }
+                if stats.connected.load(Relaxed) == 0 {
+                    return Err(ENOTCONN);
+                }
+                let wait = msecs_to_jiffies(PROGRESS_TIMEOUT_MS);
+                match stats.progress.wait_interruptible_timeout(&mut link, wait) {
+                    CondVarTimeoutResult::Timeout => return Err(ETIMEDOUT),
+                    CondVarTimeoutResult::Signal { .. } => return Err(ERESTARTSYS),
+                    CondVarTimeoutResult::Woken { .. } => {}
+                }
+            }
+        }
+        let ns = start.elapsed().as_nanos();
+        stats.last_run_requests.store(u64::from(n), Relaxed);
+        stats
+            .last_run_ns
+            .store(u64::try_from(ns).unwrap_or(0), Relaxed);
+        Ok(())
+    }
+}
+
+/// Parses the `send` control input `N [B [OP]]`.
+fn parse_send(input: &str) -> Result<(u32, u32, u32)> {
+    let mut words = input.split_ascii_whitespace();
+    let mut next = |default: Option<u32>| -> Result<u32> {
+        match words.next() {
+            Some(w) => w.parse::<u32>().map_err(|_| EINVAL),
+            None => default.ok_or(EINVAL),
+        }
+    };
+    let n = next(None)?;
+    let batch = next(Some(1))?;
+    let op = next(Some(proto::OP_INCREMENT))?;
+    if words.next().is_some()
+        || !(1..=MAX_REQUESTS).contains(&n)
+        || !(1..=MAX_BATCH).contains(&batch)
+    {
+        return Err(EINVAL);
+    }
+    Ok((n, batch, op))
+}
+
+fn send_file(front: &Front, reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 64];
+    let len = reader.len();
+    let buf = buf.get_mut(..len).ok_or(EINVAL)?;
+    reader.read_slice(buf)?;
+    let input = core::str::from_utf8(buf).map_err(|_| EINVAL)?;
+    let (n, batch, op) = parse_send(input)?;
+    front.send(n, batch, op)
+}
+
+fn stats_file(front: &Front, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    front.stats.show(f)
+}
+
+fn populate<'a>(front: &'a Front, dir: &ScopedDir<'a, '_>) {
+    dir.write_only_callback_file(c"send", front, &send_file);
+    dir.read_callback_file(c"stats", front, &stats_file);
+    dir.read_write_file(c"trace", &front.stats.trace);
+}
+
+#[pin_data]
+struct FrontData {
+    /// The device's debugfs directory, which owns the device's state.
+    ctl: Pin<KBox<Scope<Front>>>,
+}
+
+struct DemoFront;
+
+#[vtable]
+impl xenbus::Driver for DemoFront {
+    type Data<'bound> = FrontData;
+    const ID_TABLE: xenbus::IdTable = &DEMO_IDS;
+
+    fn probe<'bound>(dev: &'bound Device<Core<'_>>) -> impl PinInit<FrontData, Error> + 'bound {
+        pin_init::pin_init_scope(move || {
+            let name = CString::try_from_fmt(fmt!("{}", dev.as_ref().name()))?;
+            let dir = CString::try_from_fmt(fmt!("xen-demo.{}", dev.as_ref().name()))?;
+            let stats = Arc::pin_init(
+                try_pin_init!(Stats {
+                    name,
+                    connected: Atomic::new(0),
+                    sent: Atomic::new(0),
+                    completed: Atomic::new(0),
+                    bad_responses: Atomic::new(0),
+                    ring_full_waits: Atomic::new(0),
+                    notifications: Atomic::new(0),
+                    interrupts: Atomic::new(0),
+                    last_run_requests: Atomic::new(0),
+                    last_run_ns: Atomic::new(0),
+                    trace: Atomic::new(0),
+                    progress <- new_condvar!(),
+                }? Error),
+                GFP_KERNEL,
+            )?;
+            let conn = Front::connect(dev, &stats)?;
+            let ctl = KBox::pin_init(
+                Scope::dir(
+                    try_pin_init!(Front {
+                        stats,
+                        conn <- new_mutex!(Some(conn)),
+                    }? Error),
+                    &dir,
+                    populate,
+                ),
+                GFP_KERNEL,
+            )?;
+            Ok(try_pin_init!(FrontData { ctl }? Error))
+        })
+    }
+
+    fn otherend_changed<'bound>(
+        dev: &'bound Device<Bound>,
+        data: Pin<&FrontData>,
+        state: Result<State>,
+    ) {
+        let front: &Front = &data.ctl;
+        match state {
+            Ok(State::Connected) if dev.state() == Ok(State::Initialised) => {
+                if dev.switch_state(State::Connected).is_ok() {
+                    front.stats.connected.store(1, Relaxed);
+                    pr_info!("xen-demo {}: connected\n", &*front.stats.name);
+                }
+            }
+            Ok(State::InitWait)
+                if matches!(
+                    dev.state(),
+                    Ok(State::Connected | State::Closing | State::Closed)
+                ) =>
+            {
+                // The backend started over (its driver was reloaded; we may not even have seen
+                // it close): reconnect with a fresh ring and event channel.
+                front.disconnect();
+                if let Ok(conn) = Front::connect(dev, &front.stats) {
+                    *front.conn.lock() = Some(conn);
+                }
+            }
+            // A backend still Closed from an earlier connection answers our new keys itself.
+            Ok(State::Closed) if dev.state() == Ok(State::Initialised) => {}
+            Ok(State::Closing | State::Closed | State::Unknown) => {
+                front.disconnect();
+                if dev.state() != Ok(State::Closed) {
+                    let _ = dev.switch_state(State::Closed);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => dev.dev_error(e, fmt!("backend wrote an unknown state")),
+        }
+    }
+
+    fn unbind<'bound>(_dev: &'bound Device<Core<'_>>, data: Pin<&FrontData>) {
+        data.ctl.disconnect();
+    }
+}
+
+kernel::module_xenbus_frontend_driver! {
+    type: DemoFront,
+    name: "rust_xen_demo_front",
+    authors: ["Rust for Xen contributors"],
+    description: "Rust Xen sample: frontend of the demo device",
+    license: "GPL",
+    alias: ["xen:demo"],
+}
