@@ -1,0 +1,641 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Kselftest for the "demo" Xen device: the Rust and C frontends (rust_xen_demo_front,
+# xen_demo_front) and backends (rust_xen_demo_back, xen_demo_back) of
+# Documentation/rust/xen-demo.rst.
+#
+# Run it at the same time in the backend domain (dom0) and in the frontend domain:
+#
+#   dom0:  xen_demo.sh --domu DOMID
+#   domU:  xen_demo.sh
+#
+# Each instance tests what it can see from its own domain and prints its own KTAP. The two walk
+# through the same list of steps and meet at barriers kept in the domU's xenstore directory
+# (data/xen-demo-test), so that no step depends on a fixed sleep: every wait is for a condition,
+# under a deadline, and a wait that runs out fails and names what it waited for.
+#
+# Steps: the attach tool's errors; per backend, hostile xenstore values (a fake frontend written
+# by dom0); every frontend/backend pairing with 1, 100 and 10000 requests, an unknown operation
+# and a flood past the ring's capacity, each validated by both ends; for the Rust pair and the C
+# pair, 20 detach/attach cycles, 20 backend reload cycles and 20 frontend reload cycles while
+# connected. Grant references in use, bound event channels and module reference counts are read
+# from the kernel before and after, and must come back to their baseline.
+#
+# Environment:
+#   XEN_DEMO_MODDIR   directory holding the .ko files (default: modprobe by name)
+#   XEN_DEMO_ATTACH   the attach tool (default: xen-demo-attach in PATH, then tools/xen/)
+#   XEN_DEMO_CYCLES   cycles of each kind (default 20)
+#   XEN_DEMO_TIMEOUT  seconds the other domain may take to reach a barrier (default 300)
+#   XEN_DEMO_MODE     test (default); bench: round trips per second of each pairing, batch 1
+#                     (XEN_DEMO_BENCH_N1 requests, default 2000) and batch 32 (XEN_DEMO_BENCH_N32,
+#                     default 20000), XEN_DEMO_BENCH_ROUNDS rounds (default 5) over all
+#                     pairings; demo: the Rust pair, traced on both sides
+
+set -u
+DIR=$(dirname "$0")
+MODDIR=${XEN_DEMO_MODDIR:-}
+CYCLES=${XEN_DEMO_CYCLES:-20}
+MODE=${XEN_DEMO_MODE:-test}
+BENCH_N1=${XEN_DEMO_BENCH_N1:-2000}
+BENCH_N32=${XEN_DEMO_BENCH_N32:-20000}
+BENCH_ROUNDS=${XEN_DEMO_BENCH_ROUNDS:-5}
+SYNC_TIMEOUT=${XEN_DEMO_TIMEOUT:-300}
+DEVID=0
+HOSTILE_DEVID=1
+FRONTS="rust_xen_demo_front xen_demo_front"
+BACKS="rust_xen_demo_back xen_demo_back"
+KSFT_PASS=0
+KSFT_FAIL=1
+KSFT_SKIP=4
+
+# --- KTAP ---------------------------------------------------------------------------------------
+
+n=0
+failed=0
+tmp=/tmp/xen_demo.$$
+
+pass() {
+	n=$((n + 1))
+	echo "ok $n $*"
+}
+
+fail() {
+	n=$((n + 1))
+	failed=$((failed + 1))
+	echo "not ok $n $*"
+}
+
+# check DESCRIPTION CMD...: one test; the command's output becomes diagnostics if it fails.
+check() {
+	desc=$1
+	shift
+	if "$@" >"$tmp" 2>&1; then
+		pass "$desc"
+	else
+		fail "$desc"
+		sed 's/^/# /' "$tmp"
+	fi
+}
+
+finish() {
+	rm -f "$tmp"
+	echo "1..$n"
+	echo "# Totals: pass:$((n - failed)) fail:$failed xfail:0 xpass:0 skip:0 error:0"
+	[ "$failed" -eq 0 ] && exit $KSFT_PASS
+	exit $KSFT_FAIL
+}
+
+bail() {
+	echo "Bail out! $*"
+	finish
+}
+
+skip_all() {
+	echo "TAP version 13"
+	echo "1..0 # SKIP $*"
+	exit $KSFT_SKIP
+}
+
+# --- Helpers ------------------------------------------------------------------------------------
+
+now() { cut -d. -f1 /proc/uptime; }
+
+# wait_until SECONDS WHAT CMD...: poll CMD until it succeeds; fail naming WHAT after SECONDS.
+wait_until() {
+	local secs=$1 what=$2 end
+	shift 2
+	end=$(($(now) + secs))
+	until "$@" >/dev/null 2>&1; do
+		if [ "$(now)" -ge "$end" ]; then
+			echo "timed out after ${secs}s waiting for $what"
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+xs_read() { xenstore-read "$1" 2>/dev/null; }
+state_is() { [ "$(xs_read "$1/state")" = "$2" ]; }
+
+# stat_of FILE NAME: the value of a "name value" line.
+stat_of() {
+	local k v
+	while read -r k v; do
+		if [ "$k" = "$2" ]; then
+			echo "$v"
+			return 0
+		fi
+	done <"$1"
+	echo "no $2 in $1"
+	return 1
+}
+
+stat_is() {
+	local v
+	v=$(stat_of "$1" "$2") || return 1
+	[ "$v" = "$3" ] || { echo "$2 is $v, want $3"; return 1; }
+}
+
+# Event channels bound to handlers in this domain (/proc/interrupts, the xen-dyn chip).
+evtchns() {
+	local c=0 line
+	while read -r line; do
+		case $line in *xen-dyn*) c=$((c + 1)) ;; esac
+	done </proc/interrupts
+	echo $c
+}
+
+evtchns_are() {
+	local v
+	v=$(evtchns)
+	[ "$v" -eq "$1" ] || { echo "$v event channels bound, want $1"; return 1; }
+}
+
+GRANTS=/sys/kernel/debug/xen-grant-table/refs
+grants_are() {
+	local v
+	v=$(stat_of $GRANTS in_use) || return 1
+	[ "$v" -eq "$1" ] || { echo "$v grant references in use, want $1"; return 1; }
+}
+
+mod_load() {
+	if [ -n "$MODDIR" ]; then
+		insmod "$MODDIR/$1.ko"
+	else
+		modprobe "$1"
+	fi
+}
+
+# mod_unload MODULE BUS DEVICE: a bound xenbus driver holds its module, so unbind the device first.
+mod_unload() {
+	if [ -e "/sys/bus/$2/drivers/$1/$3" ]; then
+		echo "$3" >"/sys/bus/$2/drivers/$1/unbind" || return 1
+	fi
+	rmmod "$1"
+}
+
+mod_gone() { [ ! -d "/sys/module/$1" ]; }
+refcnt() { cat "/sys/module/$1/refcnt"; }
+
+refcnt_is() {
+	local v
+	v=$(refcnt "$1") || return 1
+	[ "$v" -eq "$2" ] || { echo "$1 refcnt is $v, want $2"; return 1; }
+}
+
+short() {
+	case $1 in
+	rust_*) echo rust ;;
+	*) echo c ;;
+	esac
+}
+
+# --- Roles and barriers -------------------------------------------------------------------------
+
+ROLE=domU
+DOMU=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--domu)
+		ROLE=dom0
+		DOMU=${2:-}
+		shift 2 || skip_all "--domu needs a domain id"
+		;;
+	*) skip_all "unknown argument $1" ;;
+	esac
+done
+
+case $MODE in
+test | bench | demo) ;;
+*) skip_all "XEN_DEMO_MODE must be test, bench or demo, not '$MODE'" ;;
+esac
+[ -r /sys/hypervisor/type ] && [ "$(cat /sys/hypervisor/type)" = xen ] || skip_all "not running on Xen"
+command -v xenstore-read >/dev/null 2>&1 || skip_all "the xenstore tools are missing"
+if [ $ROLE = dom0 ]; then
+	grep -q control_d /proc/xen/capabilities 2>/dev/null || skip_all "--domu is for dom0"
+	[ -n "$DOMU" ] || skip_all "--domu needs a domain id"
+	ATTACH=${XEN_DEMO_ATTACH:-$(command -v xen-demo-attach || echo "$DIR/../../../../xen/xen-demo-attach")}
+	[ -x "$ATTACH" ] || skip_all "xen-demo-attach not found"
+	PEER=domU
+else
+	! grep -q control_d /proc/xen/capabilities 2>/dev/null || skip_all "in dom0, run with --domu DOMID"
+	DOMU=$(xs_read domid) || skip_all "cannot read our domain id from xenstore"
+	[ -r $GRANTS ] || skip_all "$GRANTS is missing (no debugfs?)"
+	PEER=dom0
+fi
+
+FE=/local/domain/$DOMU/device/demo/$DEVID
+BE=/local/domain/0/backend/demo/$DOMU/$DEVID
+FE_DBG=/sys/kernel/debug/xen-demo.demo-$DEVID
+BE_DBG=/sys/kernel/debug/xen-demo.demo-$DOMU-$DEVID
+BE_DEV=/sys/bus/xen-backend/devices/demo-$DOMU-$DEVID
+SYNC=/local/domain/$DOMU/data/xen-demo-test
+step=0
+
+peer_at() {
+	local v
+	v=$(xs_read "$SYNC/$PEER") || return 1
+	[ "${v%% *}" -ge "$1" ] 2>/dev/null
+}
+
+# barrier NAME: wait for the other domain to reach the same step.
+barrier() {
+	step=$((step + 1))
+	xenstore-write "$SYNC/$ROLE" "$step $1" || bail "cannot write $SYNC/$ROLE"
+	wait_until "$SYNC_TIMEOUT" "the $PEER at step $step ($1)" peer_at $step >"$tmp" ||
+		bail "$(cat "$tmp")"
+	v=$(xs_read "$SYNC/$PEER")
+	[ "${v%% *}" -ne $step ] || [ "${v#* }" = "$1" ] ||
+		bail "the two domains disagree on step $step: '$1' here, '${v#* }' in the $PEER"
+}
+
+on() { [ $ROLE = "$1" ]; }
+connected() { state_is "$FE" 4 && state_is "$BE" 4; }
+
+# --- Frontend side (domU) -----------------------------------------------------------------------
+
+# send_ok N B [OP]: N requests, at most B outstanding; every one answered and validated.
+send_ok() {
+	local c0 b0 c1 b1
+	c0=$(stat_of $FE_DBG/stats completed) || return 1
+	b0=$(stat_of $FE_DBG/stats bad_responses) || return 1
+	echo "$1 $2 ${3:-0}" >$FE_DBG/send || { echo "send '$1 $2 ${3:-0}' failed"; return 1; }
+	c1=$(stat_of $FE_DBG/stats completed) || return 1
+	b1=$(stat_of $FE_DBG/stats bad_responses) || return 1
+	[ $((c1 - c0)) -eq "$1" ] || { echo "completed went from $c0 to $c1, want +$1"; return 1; }
+	[ "$b1" -eq "$b0" ] || { echo "bad responses went from $b0 to $b1"; return 1; }
+}
+
+# flood_ok: more outstanding requests than the ring holds; the frontend must wait for room.
+flood_ok() {
+	local w0 w1
+	w0=$(stat_of $FE_DBG/stats ring_full_waits) || return 1
+	send_ok 3000 4096 || return 1
+	w1=$(stat_of $FE_DBG/stats ring_full_waits) || return 1
+	[ "$w1" -gt "$w0" ] || { echo "ring_full_waits stayed at $w0"; return 1; }
+}
+
+front_reload_cycles() {
+	f=$1
+	i=0
+	while [ $i -lt "$CYCLES" ]; do
+		i=$((i + 1))
+		mod_unload "$f" xen "demo-$DEVID" || { echo "cycle $i: unloading $f failed"; return 1; }
+		wait_until 30 "cycle $i: the backend to reach Closed" state_is "$BE" 6 || return 1
+		mod_load "$f" || { echo "cycle $i: loading $f failed"; return 1; }
+		wait_until 30 "cycle $i: both ends Connected" connected || return 1
+	done
+}
+
+# --- Backend side (dom0) ------------------------------------------------------------------------
+
+attach() { "$ATTACH" attach "$DOMU" "$@"; }
+detach() { "$ATTACH" detach "$DOMU" "$@"; }
+attach_fails() { ! "$ATTACH" "$@"; }
+be_gone() { [ ! -e "$BE_DEV" ]; }
+
+detach_attach_cycles() {
+	i=0
+	while [ $i -lt "$CYCLES" ]; do
+		i=$((i + 1))
+		detach $DEVID >/dev/null || { echo "cycle $i: detach failed"; return 1; }
+		wait_until 30 "cycle $i: the backend device to go" be_gone || return 1
+		attach $DEVID >/dev/null || { echo "cycle $i: attach failed"; return 1; }
+		wait_until 30 "cycle $i: both ends Connected" connected || return 1
+	done
+}
+
+back_reload_cycles() {
+	b=$1
+	i=0
+	while [ $i -lt "$CYCLES" ]; do
+		i=$((i + 1))
+		mod_unload "$b" xen-backend "demo-$DOMU-$DEVID" || { echo "cycle $i: unloading $b failed"; return 1; }
+		wait_until 30 "cycle $i: the frontend to reach Closed" state_is "$FE" 6 || return 1
+		mod_load "$b" || { echo "cycle $i: loading $b failed"; return 1; }
+		wait_until 30 "cycle $i: both ends Connected" connected || return 1
+	done
+}
+
+# hostile B WHAT KEY [ring-ref=V] [event-channel=V] [protocol-version=V]: a fake frontend (no
+# driver; dom0 writes its keys) offers bad values; the backend must report them through xenbus,
+# naming KEY, and stay loaded.
+hostile() {
+	local b=$1 what=$2 key=$3 fe be err kv
+	shift 3
+	fe=/local/domain/$DOMU/device/demo/$HOSTILE_DEVID
+	be=/local/domain/0/backend/demo/$DOMU/$HOSTILE_DEVID
+	err=/local/domain/0/error/backend/demo/$DOMU/$HOSTILE_DEVID/error
+	xenstore-rm "/local/domain/0/error/backend/demo/$DOMU/$HOSTILE_DEVID" 2>/dev/null
+	check "$(short "$b") back, hostile $what: attach" attach $HOSTILE_DEVID
+	check "$(short "$b") back, hostile $what: backend waits (InitWait)" \
+		wait_until 10 "the backend in InitWait" state_is "$be" 2
+	for kv in "$@"; do
+		xenstore-write "$fe/${kv%%=*}" "${kv#*=}"
+	done
+	xenstore-write "$fe/state" 3
+	check "$(short "$b") back, hostile $what: reported in xenstore, naming $key" \
+		wait_until 10 "an error naming $key in $err" error_names "$err" "$key"
+	echo "# error: $(xs_read "$err")"
+	check "$(short "$b") back, hostile $what: backend went to Closing" state_is "$be" 5
+	check "$(short "$b") back, hostile $what: $b still loaded" test -d "/sys/module/$b"
+	xenstore-write "$fe/state" 6
+	check "$(short "$b") back, hostile $what: detach" detach $HOSTILE_DEVID
+	check "$(short "$b") back, hostile $what: event channels at baseline" \
+		wait_until 10 "$E0 event channels" evtchns_are "$E0"
+}
+
+error_names() {
+	local v
+	v=$(xs_read "$1") || return 1
+	case $v in *"$2"*) return 0 ;; esac
+	echo "error node says '$v'"
+	return 1
+}
+
+# --- The steps ----------------------------------------------------------------------------------
+
+echo "TAP version 13"
+echo "# xen_demo: $ROLE, frontend domain $DOMU"
+E0=$(evtchns)
+# Handshake: dom0 clears what an earlier run left and says hello; the domU answers once it has seen
+# that hello, so neither side can take a stale key for a step of this run.
+# dom0 waits for the domU's hello before it moves on, so the domU sees exactly "0 hello"; the domU
+# moves on at once, so dom0 accepts any key of the domU's (it removed the old ones itself).
+hello_from() { [ "$(xs_read "$SYNC/$1")" = "0 hello" ]; }
+domU_answered() { xs_read "$SYNC/domU" >/dev/null; }
+if on domU; then
+	G0=$(stat_of $GRANTS in_use) || bail "cannot read $GRANTS"
+	echo "# baseline: $G0 grant references in use, $E0 event channels bound"
+	xenstore-rm "$SYNC/$ROLE" 2>/dev/null
+	wait_until "$SYNC_TIMEOUT" "dom0's hello" hello_from dom0 >"$tmp" || bail "$(cat "$tmp")"
+	xenstore-write "$SYNC/$ROLE" "0 hello" || bail "cannot write $SYNC/$ROLE"
+else
+	echo "# baseline: $E0 event channels bound"
+	xenstore-rm "$SYNC" 2>/dev/null
+	xenstore-write "$SYNC/$ROLE" "0 hello" || bail "cannot write $SYNC/$ROLE"
+	wait_until "$SYNC_TIMEOUT" "the domU's hello" domU_answered >"$tmp" || bail "$(cat "$tmp")"
+fi
+# --- Test mode: the kselftest -------------------------------------------------------------------
+
+mode_test() {
+	if on dom0; then
+			check "attach tool: unknown domain id fails" attach_fails attach 32000
+			check "attach tool: unknown domain name fails" attach_fails attach no-such-domain
+			check "attach tool: detaching a missing device fails" attach_fails detach "$DOMU" 7
+			check "attach tool: bad device id fails" attach_fails attach "$DOMU" x
+			check "attach tool: no arguments fails" attach_fails
+	fi
+	barrier start
+
+	for b in $BACKS; do
+		if on dom0; then
+			check "load $b" mod_load "$b"
+			r0=$(refcnt "$b")
+			hostile "$b" "ring-ref garbage" ring-ref ring-ref=garbage event-channel=10 protocol-version=1
+			hostile "$b" "ring-ref huge" ring-ref ring-ref=99999999999 event-channel=10 protocol-version=1
+			hostile "$b" "ring-ref reserved" ring-ref ring-ref=3 event-channel=10 protocol-version=1
+			hostile "$b" "ring-ref not granted" ring-ref ring-ref=1000 event-channel=10 protocol-version=1
+			hostile "$b" "ring-ref missing" ring-ref event-channel=10 protocol-version=1
+			hostile "$b" "event-channel 999999" event-channel ring-ref=1000 event-channel=999999 protocol-version=1
+			hostile "$b" "event-channel garbage" event-channel ring-ref=1000 event-channel=0x10 protocol-version=1
+			hostile "$b" "event-channel missing" event-channel ring-ref=1000 protocol-version=1
+			hostile "$b" "protocol-version 2" protocol-version ring-ref=1000 event-channel=10 protocol-version=2
+			hostile "$b" "protocol-version missing" protocol-version ring-ref=1000 event-channel=10
+			check "$b: module refcount back to $r0 after the hostile frontends" refcnt_is "$b" "$r0"
+		fi
+		for f in $FRONTS; do
+			p="$(short "$f") front + $(short "$b") back"
+			on dom0 && check "$p: attach" attach $DEVID
+			barrier "attach $f $b"
+			if on domU; then
+				check "$p: load $f" mod_load "$f"
+				check "$p: connected" wait_until 30 "both ends Connected" connected
+				check "$p: 1 request" send_ok 1 1
+				check "$p: 100 requests" send_ok 100 1
+				check "$p: 10000 requests, 32 at a time" send_ok 10000 32
+				check "$p: unknown operation answered EOPNOTSUPP" send_ok 1 1 7
+				check "$p: flood past the ring's 256 slots" flood_ok
+				check "$p: no bad responses" stat_is $FE_DBG/stats bad_responses 0
+				check "$p: one grant for the ring" grants_are $((G0 + 1))
+				check "$p: one event channel" evtchns_are $((E0 + 1))
+			fi
+			barrier "sent $f $b"
+			if on dom0; then
+				check "$p: backend answered every request" stat_is "$BE_DBG/stats" requests 13102
+				check "$p: backend counted the unknown operation" stat_is "$BE_DBG/stats" bad_requests 1
+				check "$p: backend saw no overflow" stat_is "$BE_DBG/stats" overflows 0
+				check "$p: backend has one event channel" evtchns_are $((E0 + 1))
+			fi
+			barrier "checked $f $b"
+			if on domU; then
+				check "$p: unload $f" mod_unload "$f" xen demo-$DEVID
+				check "$p: $f gone" mod_gone "$f"
+				check "$p: backend reached Closed" wait_until 30 "the backend to reach Closed" state_is "$BE" 6
+				check "$p: grants back to baseline" wait_until 10 "$G0 grants in use" grants_are "$G0"
+				check "$p: event channels back to baseline" evtchns_are "$E0"
+			fi
+			barrier "unloaded $f $b"
+			if on dom0; then
+				check "$p: backend event channels back to baseline" \
+					wait_until 10 "$E0 event channels" evtchns_are "$E0"
+				check "$p: detach" detach $DEVID
+				check "$p: backend device removed" wait_until 10 "the backend device to go" be_gone
+				check "$p: $b refcount back to $r0" refcnt_is "$b" "$r0"
+			fi
+			barrier "detached $f $b"
+		done
+		if on dom0; then
+			check "unload $b" rmmod "$b"
+			check "$b gone" mod_gone "$b"
+		fi
+	done
+
+	for pair in "rust_xen_demo_front rust_xen_demo_back" "xen_demo_front xen_demo_back"; do
+		f=${pair% *}
+		b=${pair#* }
+		p="$(short "$f") pair"
+		if on dom0; then
+			check "$p cycles: load $b" mod_load "$b"
+			check "$p cycles: attach" attach $DEVID
+		fi
+		barrier "cycles attach $f $b"
+		if on domU; then
+			check "$p cycles: load $f" mod_load "$f"
+			check "$p cycles: connected" wait_until 30 "both ends Connected" connected
+			rf=$(refcnt "$f")
+		fi
+		barrier "cycles connected $f $b"
+		if on dom0; then
+			rb=$(refcnt "$b")
+			check "$p: $CYCLES detach/attach cycles while connected" detach_attach_cycles
+			check "$p: backend event channels after detach/attach" evtchns_are $((E0 + 1))
+		fi
+		barrier "detach/attach cycles $f $b"
+		if on domU; then
+			check "$p: connected after detach/attach cycles" connected
+			check "$p: 100 requests after detach/attach cycles" send_ok 100 1
+			check "$p: one grant after detach/attach cycles" \
+				wait_until 10 "$((G0 + 1)) grants in use" grants_are $((G0 + 1))
+			check "$p: one event channel after detach/attach cycles" evtchns_are $((E0 + 1))
+		fi
+		barrier "checked detach/attach $f $b"
+		if on dom0; then
+			check "$p: $CYCLES backend reload cycles while connected" back_reload_cycles "$b"
+			check "$p: backend event channels after backend reloads" evtchns_are $((E0 + 1))
+			check "$p: $b refcount after backend reloads" refcnt_is "$b" "$rb"
+		fi
+		barrier "backend reload cycles $f $b"
+		if on domU; then
+			check "$p: 100 requests after backend reloads" send_ok 100 1
+			check "$p: one grant after backend reloads" \
+				wait_until 10 "$((G0 + 1)) grants in use" grants_are $((G0 + 1))
+			check "$p: $CYCLES frontend reload cycles while connected" front_reload_cycles "$f"
+			check "$p: 100 requests after frontend reloads" send_ok 100 1
+			check "$p: one grant after frontend reloads" \
+				wait_until 10 "$((G0 + 1)) grants in use" grants_are $((G0 + 1))
+			check "$p: one event channel after frontend reloads" evtchns_are $((E0 + 1))
+			check "$p: $f refcount after frontend reloads" refcnt_is "$f" "$rf"
+		fi
+		barrier "frontend reload cycles $f $b"
+		if on dom0; then
+			check "$p: backend connected after frontend reloads" connected
+			check "$p: backend event channels after frontend reloads" evtchns_are $((E0 + 1))
+		fi
+		barrier "checked frontend reloads $f $b"
+		if on domU; then
+			check "$p cycles: unload $f" mod_unload "$f" xen demo-$DEVID
+			check "$p cycles: send fails once unloaded" test ! -e $FE_DBG/send
+			check "$p cycles: backend reached Closed" wait_until 30 "the backend to reach Closed" state_is "$BE" 6
+			check "$p cycles: grants back to baseline" wait_until 10 "$G0 grants in use" grants_are "$G0"
+			check "$p cycles: event channels back to baseline" evtchns_are "$E0"
+		fi
+		barrier "cycles unloaded $f $b"
+		if on dom0; then
+			check "$p cycles: detach" detach $DEVID
+			check "$p cycles: backend device removed" wait_until 10 "the backend device to go" be_gone
+			check "$p cycles: unload $b" rmmod "$b"
+			check "$p cycles: event channels back to baseline" evtchns_are "$E0"
+		fi
+		barrier "cycles done $f $b"
+	done
+}
+
+# --- Bench mode: round trips per second of each pairing ------------------------------------------
+
+# One line per measurement, for tools/testing/xen/xen-test.py bench:
+#   # bench: front=F back=B batch=N requests=R ns=T
+bench_one() {
+	send_ok "$3" "$2" || return 1
+	ns=$(stat_of $FE_DBG/stats last_run_ns) || return 1
+	echo "# bench: front=$1 back=$b batch=$2 requests=$3 ns=$ns" >"$tmp.bench"
+}
+
+mode_bench() {
+	barrier start
+	# Rounds go round all four pairings, so that a slow phase of the emulator (TCG timings drift
+	# within a run) is shared out instead of landing on one pairing.
+	round=0
+	while [ $round -lt "$BENCH_ROUNDS" ]; do
+		round=$((round + 1))
+		for b in $BACKS; do
+			for f in $FRONTS; do
+				bench_pairing
+			done
+		done
+	done
+}
+
+bench_pairing() {
+	p="bench round $round, $(short "$f") front + $(short "$b") back"
+	if on dom0; then
+		check "$p: load $b" mod_load "$b"
+		check "$p: attach" attach $DEVID
+	fi
+	barrier "bench attach $round $f $b"
+	if on domU; then
+		check "$p: load $f" mod_load "$f"
+		check "$p: connected" wait_until 30 "both ends Connected" connected
+		check "$p: warm-up" send_ok 200 8
+		check "$p: batch 1" bench_one "$f" 1 "$BENCH_N1"
+		cat "$tmp.bench" 2>/dev/null
+		check "$p: batch 32" bench_one "$f" 32 "$BENCH_N32"
+		cat "$tmp.bench" 2>/dev/null
+		rm -f "$tmp.bench"
+		check "$p: unload $f" mod_unload "$f" xen demo-$DEVID
+	fi
+	barrier "bench done $round $f $b"
+	if on dom0; then
+		check "$p: detach" detach $DEVID
+		check "$p: unload $b" mod_unload "$b" xen-backend "demo-$DOMU-$DEVID"
+	fi
+	barrier "bench detached $round $f $b"
+}
+
+# --- Demo mode: the seed's exchange, traced on both sides ----------------------------------------
+
+say() { echo "demo: $*"; }
+
+show_stats() {
+	while read -r k v; do
+		say "  $k $v"
+	done <"$1"
+}
+
+mode_demo() {
+	f=rust_xen_demo_front
+	b=rust_xen_demo_back
+	if on dom0; then
+		say "dom0: insmod $b, then attach a demo device to domain $DOMU with xen-demo-attach"
+		check "demo: load $b" mod_load "$b"
+		check "demo: attach" attach $DEVID
+		say "dom0: xen-demo-attach list: $("$ATTACH" list)"
+		check "demo: backend probed" wait_until 30 "the backend's debugfs" test -e $BE_DBG/trace
+		echo 1 >$BE_DBG/trace
+	fi
+	barrier "demo attached"
+	if on domU; then
+		say "domU: insmod $f; it grants the ring, allocates the event channel, publishes them"
+		check "demo: load $f" mod_load "$f"
+		check "demo: connected" wait_until 30 "both ends Connected" connected
+		say "domU: ring-ref $(xs_read "$FE/ring-ref"), event-channel $(xs_read "$FE/event-channel")," \
+			"backend state $(xs_read "$BE/state"), frontend state $(xs_read "$FE/state")"
+		echo 1 >$FE_DBG/trace
+		say "domU: 4 requests, one at a time"
+		check "demo: 4 requests" send_ok 4 1
+		say "domU: 8 requests, 4 in flight"
+		check "demo: 8 requests, 4 at a time" send_ok 8 4
+		say "domU: one request with an unknown operation (7)"
+		check "demo: unknown operation" send_ok 1 1 7
+		say "domU: frontend counters"
+		show_stats $FE_DBG/stats
+	fi
+	barrier "demo sent"
+	if on dom0; then
+		say "dom0: backend counters"
+		show_stats "$BE_DBG/stats"
+	fi
+	barrier "demo counted"
+	if on domU; then
+		say "domU: unbind and rmmod $f"
+		check "demo: unload $f" mod_unload "$f" xen demo-$DEVID
+		check "demo: grants back to baseline" wait_until 10 "$G0 grants in use" grants_are "$G0"
+	fi
+	barrier "demo unloaded"
+	if on dom0; then
+		say "dom0: detach the device and rmmod $b"
+		check "demo: detach" detach $DEVID
+		check "demo: unload $b" mod_unload "$b" xen-backend "demo-$DOMU-$DEVID"
+		check "demo: event channels back to baseline" evtchns_are "$E0"
+	fi
+	barrier "demo done"
+}
+
+case $MODE in
+test) mode_test ;;
+bench) mode_bench ;;
+demo) mode_demo ;;
+esac
+
+finish
