@@ -131,8 +131,17 @@ pub type IdTable = &'static dyn crate::device_id::IdTable<DeviceId, ()>;
 ///
 /// # Examples
 ///
-/// ```ignore
-/// kernel::xenbus_device_table!(XRTEST_TABLE, [kernel::xen::xenbus::DeviceId::new(c"xrtest")]);
+/// ```
+/// use kernel::xen::xenbus::{DeviceId, IdTable};
+///
+/// kernel::xenbus_device_table!(DEMO_TABLE, [DeviceId::new(c"demo"), DeviceId::new(c"vbd")]);
+///
+/// // What the C core walks: the ids, then a zeroed terminator.
+/// let table: IdTable = &DEMO_TABLE;
+/// // SAFETY: The table holds two ids and the terminator.
+/// let (first, last) = unsafe { (&*table.as_ptr(), &*table.as_ptr().add(2)) };
+/// assert_eq!(&first.devicetype[..5], b"demo\0");
+/// assert_eq!(last.devicetype[0], 0);
 /// ```
 #[macro_export]
 macro_rules! xenbus_device_table {
@@ -331,6 +340,10 @@ impl<T: Driver + 'static, K: Kind> Adapter<T, K> {
 
 /// Declares a module for a xenbus frontend driver.
 ///
+/// `device_types` lists the device types of the driver's [`Driver::ID_TABLE`]; each becomes an
+/// autoload alias `xen:<type>`, the modalias the xenbus frontend bus gives its devices, so that
+/// the module is loaded when such a device appears. The other fields are those of `module!`.
+///
 /// # Examples
 ///
 /// ```ignore
@@ -352,37 +365,69 @@ impl<T: Driver + 'static, K: Kind> Adapter<T, K> {
 ///
 /// kernel::module_xenbus_frontend_driver! {
 ///     type: DemoFront,
+///     device_types: ["demo"],
 ///     name: "demo_front",
 ///     authors: ["Rust for Xen contributors"],
 ///     description: "Demo frontend",
 ///     license: "GPL",
-///     alias: ["xen:demo"],
 /// }
 /// ```
 #[macro_export]
 macro_rules! module_xenbus_frontend_driver {
-    ($($f:tt)*) => {
+    (type: $type:ty, device_types: [$($dt:literal),+ $(,)?], $($f:tt)*) => {
         $crate::module_driver!(
             <T>,
             $crate::xen::xenbus::Adapter<T, $crate::xen::xenbus::Frontend>,
-            { $($f)* }
+            { type: $type, $($f)* }
         );
+        $crate::__xenbus_module_alias!("xen:", $($dt),+);
     };
 }
 
 /// Declares a module for a xenbus backend driver; see [`module_xenbus_frontend_driver!`]. Its
-/// autoload alias is `xen-backend:<type>`.
+/// autoload aliases are `xen-backend:<type>`, the modalias of the xenbus backend bus.
 ///
 /// [`module_xenbus_frontend_driver!`]: crate::module_xenbus_frontend_driver
 #[macro_export]
 macro_rules! module_xenbus_backend_driver {
-    ($($f:tt)*) => {
+    (type: $type:ty, device_types: [$($dt:literal),+ $(,)?], $($f:tt)*) => {
         $crate::module_driver!(
             <T>,
             $crate::xen::xenbus::Adapter<T, $crate::xen::xenbus::Backend>,
-            { $($f)* }
+            { type: $type, $($f)* }
         );
+        $crate::__xenbus_module_alias!("xen-backend:", $($dt),+);
     };
+}
+
+/// Emits the `.modinfo` autoload alias `<prefix><type>` of a loadable module for each type.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __xenbus_module_alias {
+    ($prefix:literal, $($ty:literal),+) => {
+        $(
+            const _: () = {
+                const ALIAS: &str = concat!("alias=", $prefix, $ty, "\0");
+                #[cfg(MODULE)]
+                #[cfg_attr(not(target_os = "macos"), link_section = ".modinfo")]
+                #[used(compiler)]
+                static MODINFO: [u8; ALIAS.len()] = $crate::xen::xenbus::modinfo_bytes(ALIAS);
+            };
+        )+
+    };
+}
+
+/// The bytes of `s` as an array, for `.modinfo` entries built by macros.
+#[doc(hidden)]
+pub const fn modinfo_bytes<const N: usize>(s: &str) -> [u8; N] {
+    let b = s.as_bytes();
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N && i < b.len() {
+        out[i] = b[i];
+        i += 1;
+    }
+    out
 }
 
 /// A xenbus device.
