@@ -50,12 +50,12 @@
 #include <xen/xenbus.h>
 #include <xen/interface/io/demo.h>
 
-#define XEN_DEMO_SLOT_MASK	((u32)XEN_DEMO_RING_SIZE - 1)
+#include "xen_demo.h"
+
 /* Event channel ports are below 2^17 (the FIFO ABI's limit). */
 #define XEN_DEMO_MAX_PORTS	BIT(17)
 /* Requests handled per interrupt, or per run of the work item. */
 #define XEN_DEMO_BUDGET		XEN_DEMO_RING_SIZE
-#define XEN_DEMO_INPUT_MAX	64
 /* How much of an untrusted value to quote in an error message. */
 #define XEN_DEMO_QUOTE_MAX	32U
 
@@ -313,19 +313,6 @@ static void xen_demo_back_disconnect(struct xen_demo_back *be)
 		pr_info("xen-demo %s: disconnected\n", xen_demo_back_name(be));
 }
 
-/* Parse a decimal number made of digits only: no sign, prefix or space. */
-static int xen_demo_parse_uint(const char *s, unsigned int *val)
-{
-	const char *p;
-
-	if (!*s)
-		return -EINVAL;
-	for (p = s; *p; p++)
-		if (!isdigit(*p))
-			return -EINVAL;
-	return kstrtouint(s, 10, val);
-}
-
 /**
  * xen_demo_back_read_key() - read an unsigned number from the frontend
  * @dev: the xenbus device
@@ -338,7 +325,7 @@ static int xen_demo_parse_uint(const char *s, unsigned int *val)
  * Return: 0 on success, or a negative errno reported with xenbus_dev_fatal().
  */
 static int xen_demo_back_read_key(struct xenbus_device *dev, const char *key,
-				  unsigned int *val)
+				  u32 *val)
 {
 	unsigned int len;
 	char *str;
@@ -352,7 +339,7 @@ static int xen_demo_back_read_key(struct xenbus_device *dev, const char *key,
 	}
 
 	/* A NUL byte inside the value is not part of a number either. */
-	err = strlen(str) == len ? xen_demo_parse_uint(str, val) : -EINVAL;
+	err = strlen(str) == len ? xen_demo_parse_u32(str, val) : -EINVAL;
 	if (err)
 		xenbus_dev_fatal(dev, err,
 				 "%s/%s is not a decimal number that fits: \"%*pE\"%s",
@@ -537,50 +524,6 @@ static int xen_demo_back_stats_show(struct seq_file *m, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(xen_demo_back_stats);
 
-static ssize_t xen_demo_back_trace_read(struct file *file, char __user *ubuf,
-					size_t count, loff_t *ppos)
-{
-	struct xen_demo_back *be = file->private_data;
-	char buf[3];
-	int len;
-
-	len = scnprintf(buf, sizeof(buf), "%u\n", READ_ONCE(be->trace));
-	return simple_read_from_buffer(ubuf, count, ppos, buf, len);
-}
-
-static ssize_t xen_demo_back_trace_write(struct file *file,
-					 const char __user *ubuf, size_t count,
-					 loff_t *ppos)
-{
-	struct xen_demo_back *be = file->private_data;
-	char buf[XEN_DEMO_INPUT_MAX];
-
-	if (!count || count >= sizeof(buf))
-		return -EINVAL;
-	if (copy_from_user(buf, ubuf, count))
-		return -EFAULT;
-	buf[count] = '\0';
-	if (strlen(buf) != count)
-		return -EINVAL;
-	if (buf[count - 1] == '\n')
-		buf[count - 1] = '\0';
-
-	if (!strcmp(buf, "0"))
-		WRITE_ONCE(be->trace, false);
-	else if (!strcmp(buf, "1"))
-		WRITE_ONCE(be->trace, true);
-	else
-		return -EINVAL;
-	return count;
-}
-
-static const struct file_operations xen_demo_back_trace_fops = {
-	.owner = THIS_MODULE,
-	.open = simple_open,
-	.read = xen_demo_back_trace_read,
-	.write = xen_demo_back_trace_write,
-};
-
 static int xen_demo_back_probe(struct xenbus_device *dev,
 			       const struct xenbus_device_id *id)
 {
@@ -610,8 +553,8 @@ static int xen_demo_back_probe(struct xenbus_device *dev,
 	be->debugfs = debugfs_create_dir(name, NULL);
 	debugfs_create_file("stats", 0400, be->debugfs, be,
 			    &xen_demo_back_stats_fops);
-	debugfs_create_file("trace", 0600, be->debugfs, be,
-			    &xen_demo_back_trace_fops);
+	debugfs_create_file("trace", 0600, be->debugfs, &be->trace,
+			    &xen_demo_trace_fops);
 
 	/* Reports its own errors. */
 	err = xenbus_switch_state(dev, XenbusStateInitWait);

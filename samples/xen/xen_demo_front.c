@@ -13,6 +13,8 @@
  *   send   (write) "N [B [OP]]": send N requests, at most B outstanding
  *   stats  (read)  the counters, one "name value" pair per line
  *   trace  (read/write) "1" logs every request and response
+ *   inject (write) "req-prod-overflow": lie about the request producer
+ *          index, to test that a backend detects it (C frontend only)
  *
  * The wire protocol is defined in include/xen/interface/io/demo.h.  The
  * xenstore keys, the state machine, the debugfs interface and the log
@@ -49,16 +51,16 @@
 #include <xen/xenbus.h>
 #include <xen/interface/io/demo.h>
 
+#include "xen_demo.h"
+
 /* A request id is (generation << XEN_DEMO_SLOT_BITS) | shadow slot. */
 #define XEN_DEMO_SLOT_BITS	8
-#define XEN_DEMO_SLOT_MASK	((u32)XEN_DEMO_RING_SIZE - 1)
 
 static_assert(XEN_DEMO_RING_SIZE == 1U << XEN_DEMO_SLOT_BITS);
 
 #define XEN_DEMO_MAX_REQUESTS	1000000
 #define XEN_DEMO_MAX_BATCH	4096
 #define XEN_DEMO_TIMEOUT	(5 * HZ)
-#define XEN_DEMO_INPUT_MAX	64
 
 /**
  * struct xen_demo_front_shadow - the frontend's copy of a request
@@ -622,46 +624,6 @@ out:
 }
 
 /**
- * xen_demo_copy_input() - copy a short command from user space
- * @dst: buffer for the command
- * @size: size of @dst
- * @src: the user buffer
- * @count: number of bytes in @src
- *
- * Copies the command and drops one trailing newline.
- *
- * Return: 0 on success, -EINVAL if the command is empty, does not fit or
- * contains a NUL byte, -EFAULT if it cannot be read.
- */
-static int xen_demo_copy_input(char *dst, size_t size, const char __user *src,
-			       size_t count)
-{
-	if (!count || count >= size)
-		return -EINVAL;
-	if (copy_from_user(dst, src, count))
-		return -EFAULT;
-	dst[count] = '\0';
-	if (strlen(dst) != count)
-		return -EINVAL;
-	if (dst[count - 1] == '\n')
-		dst[count - 1] = '\0';
-	return 0;
-}
-
-/* Parse a decimal number made of digits only: no sign, prefix or space. */
-static int xen_demo_parse_u32(const char *s, u32 *val)
-{
-	const char *p;
-
-	if (!*s)
-		return -EINVAL;
-	for (p = s; *p; p++)
-		if (!isdigit(*p))
-			return -EINVAL;
-	return kstrtou32(s, 10, val);
-}
-
-/**
  * xen_demo_front_parse_send() - parse the send command "N [B [OP]]"
  * @buf: the command; modified
  * @n: set to N, 1 to XEN_DEMO_MAX_REQUESTS
@@ -750,20 +712,23 @@ static int xen_demo_front_stats_show(struct seq_file *m, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(xen_demo_front_stats);
 
-static ssize_t xen_demo_front_trace_read(struct file *file, char __user *ubuf,
-					 size_t count, loff_t *ppos)
-{
-	struct xen_demo_front *info = file->private_data;
-	char buf[3];
-	int len;
-
-	len = scnprintf(buf, sizeof(buf), "%u\n", READ_ONCE(info->trace));
-	return simple_read_from_buffer(ubuf, count, ppos, buf, len);
-}
-
-static ssize_t xen_demo_front_trace_write(struct file *file,
-					  const char __user *ubuf, size_t count,
-					  loff_t *ppos)
+/**
+ * xen_demo_front_inject_write() - misbehave on purpose, to test backends
+ * @file: the inject file
+ * @ubuf: the command: "req-prod-overflow"
+ * @count: its length
+ * @ppos: unused
+ *
+ * "req-prod-overflow" publishes a request producer index a ring and a half
+ * ahead of the requests really produced, as a lying frontend would, and
+ * notifies the backend.  A correct backend counts an overflow and stops
+ * serving the ring; the frontend has to reconnect to talk to it again.
+ *
+ * Return: @count, -EINVAL for another command, -ENOTCONN when not connected.
+ */
+static ssize_t xen_demo_front_inject_write(struct file *file,
+					   const char __user *ubuf,
+					   size_t count, loff_t *ppos)
 {
 	struct xen_demo_front *info = file->private_data;
 	char buf[XEN_DEMO_INPUT_MAX];
@@ -772,21 +737,28 @@ static ssize_t xen_demo_front_trace_write(struct file *file,
 	err = xen_demo_copy_input(buf, sizeof(buf), ubuf, count);
 	if (err)
 		return err;
-
-	if (!strcmp(buf, "0"))
-		WRITE_ONCE(info->trace, false);
-	else if (!strcmp(buf, "1"))
-		WRITE_ONCE(info->trace, true);
-	else
+	if (strcmp(buf, "req-prod-overflow"))
 		return -EINVAL;
+
+	spin_lock_irq(&info->lock);
+	if (!info->connected) {
+		spin_unlock_irq(&info->lock);
+		return -ENOTCONN;
+	}
+	/* Ordered as RING_PUSH_REQUESTS orders a real producer update. */
+	virt_wmb();
+	WRITE_ONCE(info->ring.sring->req_prod,
+		   info->ring.req_prod_pvt + XEN_DEMO_RING_SIZE +
+		   XEN_DEMO_RING_SIZE / 2);
+	notify_remote_via_irq(info->irq);
+	spin_unlock_irq(&info->lock);
 	return count;
 }
 
-static const struct file_operations xen_demo_front_trace_fops = {
+static const struct file_operations xen_demo_front_inject_fops = {
 	.owner = THIS_MODULE,
 	.open = simple_open,
-	.read = xen_demo_front_trace_read,
-	.write = xen_demo_front_trace_write,
+	.write = xen_demo_front_inject_write,
 };
 
 /**
@@ -871,8 +843,10 @@ static int xen_demo_front_probe(struct xenbus_device *dev,
 			    &xen_demo_front_send_fops);
 	debugfs_create_file("stats", 0400, info->debugfs, info,
 			    &xen_demo_front_stats_fops);
-	debugfs_create_file("trace", 0600, info->debugfs, info,
-			    &xen_demo_front_trace_fops);
+	debugfs_create_file("trace", 0600, info->debugfs, &info->trace,
+			    &xen_demo_trace_fops);
+	debugfs_create_file("inject", 0200, info->debugfs, info,
+			    &xen_demo_front_inject_fops);
 
 	err = xen_demo_front_connect(info);
 	if (err) {
