@@ -276,6 +276,8 @@ flood_ok() {
 	[ "$w1" -gt "$w0" ] || { echo "ring_full_waits stayed at $w0"; return 1; }
 }
 
+inject_overflow() { echo req-prod-overflow >$FE_DBG/inject; }
+
 front_reload_cycles() {
 	f=$1
 	i=0
@@ -429,6 +431,19 @@ mode_test() {
 				check "$p: backend has one event channel" evtchns_are $((E0 + 1))
 			fi
 			barrier "checked $f $b"
+			if on domU && [ "$f" = xen_demo_front ]; then
+				# The C frontend can lie about req_prod; the backend must notice and stop.
+				check "$p: inject a req_prod a ring and a half ahead" inject_overflow
+				check "$p: no response to the lie" stat_is $FE_DBG/stats bad_responses 0
+			fi
+			barrier "lied $f $b"
+			if on dom0 && [ "$f" = xen_demo_front ]; then
+				check "$p: backend counted one overflow" \
+					wait_until 10 "an overflow in $BE_DBG/stats" stat_is "$BE_DBG/stats" overflows 1
+				check "$p: backend answered nothing more" stat_is "$BE_DBG/stats" requests 13102
+				check "$p: $b still loaded" test -d "/sys/module/$b"
+			fi
+			barrier "overflow checked $f $b"
 			if on domU; then
 				check "$p: unload $f" mod_unload "$f" xen demo-$DEVID
 				check "$p: $f gone" mod_gone "$f"
