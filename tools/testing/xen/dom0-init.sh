@@ -26,55 +26,52 @@ xen-init-dom0 >/dev/null || fatal "xen-init-dom0 failed"
 xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest || fatal "xenconsoled failed"
 stage xenstored-up
 
-# The backend of the xrtest handshake sample must be there before the domU's frontend probes.
-insmod /lib/modules/xr/rust_xen_xrtest.ko && xrtest_loaded=1 || xrtest_loaded=0
-
 stage xl-create
 xl create -p /etc/xen/domU.cfg >/tmp/xl-create.log 2>&1 || { cat /tmp/xl-create.log; fatal "xl create failed"; }
 D=$(xl domid domU) || fatal "xl domid failed"
 log "domU is domain $D"
-# A driverless test device, created the way libxl creates generic devices (frontend node first), so
-# that xenbus enumeration is checked in both domains.
-FE=/local/domain/$D/device/xrtest/0
-BE=/local/domain/0/backend/xrtest/$D/0
-xenstore-write $FE/backend $BE $FE/backend-id 0 $FE/state 1
-xenstore-chmod -r $FE n$D r0
-xenstore-write $BE/frontend $FE $BE/frontend-id $D $BE/online 1 $BE/state 1
-xenstore-chmod -r $BE n0 r$D
 stage domU-created
 xl unpause domU || fatal "xl unpause failed"
 
-# Relay the domU console to ours, line by line, until the domU reports that it is done.
+# Relay the domU console to ours, line by line, in the background until the domU reports that it
+# is done, while dom0 runs its half of the demo kselftest (the domU runs the other half).
 GLOG=/var/log/xen/console/guest-domU.log
 stage domU-boot
-relayed=0
-deadline=$(( $(uptime_s) + XR_DOMU_TIMEOUT ))
-relay() {
-	[ -f $GLOG ] || return 0
-	local n
-	n=$(wc -l <$GLOG)
-	if [ "$n" -gt "$relayed" ]; then
-		sed -n "$((relayed + 1)),${n}{s/^/[domU] /;p}" $GLOG
-		relayed=$n
-	fi
+relay_all() {
+	local relayed=0 n deadline
+	deadline=$(( $(uptime_s) + XR_DOMU_TIMEOUT ))
+	while :; do
+		if [ -f $GLOG ]; then
+			n=$(wc -l <$GLOG)
+			if [ "$n" -gt "$relayed" ]; then
+				sed -n "$((relayed + 1)),${n}{s/^/[domU] /;p}" $GLOG
+				relayed=$n
+			fi
+		fi
+		grep -q '^XR-DONE domU' $GLOG 2>/dev/null && break
+		# Not `xl domid`: it fails now and then while the domain is alive (seen here). The domU
+		# may have finished and gone between two polls: one more round relays what is left.
+		xenstore-exists /local/domain/$D || { [ -n "${gone:-}" ] && { log "domU is gone"; break; }; gone=1; continue; }
+		[ "$(uptime_s)" -ge $deadline ] && { log "domU did not report within ${XR_DOMU_TIMEOUT}s"; break; }
+		sleep 1
+	done
+	grep -q '^XR-DONE domU' $GLOG 2>/dev/null && echo "XR-DOMU-RELAYED done=1" || echo "XR-DOMU-RELAYED done=0"
 }
-domU_done() { grep -q '^XR-DONE domU' $GLOG 2>/dev/null; }
-while ! domU_done; do
-	relay
-	# Not `xl domid`: it fails now and then while the domain is alive (seen here).
-	xenstore-exists /local/domain/$D || { log "domU is gone"; break; }
-	[ "$(uptime_s)" -ge $deadline ] && { log "domU did not report within ${XR_DOMU_TIMEOUT}s"; break; }
-	sleep 1
-done
-# The domU may have finished and gone between two polls: relay what is left, then decide.
-relay
-domU_done && relayed_all=1 || relayed_all=0
-echo "XR-DOMU-RELAYED done=$relayed_all"
+relay_all &
+relay_pid=$!
+
+echo "XR-KSFT-BEGIN xen_demo"
+XEN_DEMO_MODE=$XR_MODE XEN_DEMO_MODDIR=/lib/modules/xr sh /usr/share/xr/xen_demo.sh --domu $D
+echo "XR-KSFT-END xen_demo rc=$?"
+wait $relay_pid
+grep -q '^XR-DONE domU' $GLOG 2>/dev/null && relayed_all=1 || relayed_all=0
 
 stage dom0-tests
-kunit_module xen_xenstore_kunit rust_xen_xenstore
-. /usr/share/xr/dom0-tests.sh
-run_tests dom0 dom0_tests
+if [ "$XR_MODE" = test ]; then
+	kunit_module xen_xenstore_kunit rust_xen_xenstore
+	. /usr/share/xr/dom0-tests.sh
+	run_tests dom0 dom0_tests
+fi
 
 # The domU powers itself off; wait for it to go away so that no domain is left behind.
 wait_for 30 "domU destroyed" sh -c "! xenstore-exists /local/domain/$D" || xl destroy domU

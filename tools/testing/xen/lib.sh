@@ -52,6 +52,9 @@ module_loaded() { grep -q "^$1 " /proc/modules; }
 module_gone() { ! grep -q "^$1 " /proc/modules; }
 # No pipelines: busybox-static pipes have been seen to crash here (a reader that exits early).
 dmesg_has() { dmesg >/tmp/dmesg.txt && grep -q "$1" /tmp/dmesg.txt; }
+# has_alias MODULE ALIAS: the module's .modinfo lists ALIAS (what udev and modprobe autoload by).
+# Not busybox modinfo: it wants a modules.dep, which the initramfs has not.
+has_alias() { grep -q "alias=$2" "/lib/modules/xr/$1.ko"; }
 dmesg_lacks() { dmesg >/tmp/dmesg.txt && ! grep -q "$1" /tmp/dmesg.txt; }
 
 # kunit_module MODULE SUITE: load a KUnit test module (its suite runs at load), print the suite's

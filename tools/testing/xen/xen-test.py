@@ -28,6 +28,10 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+TOOLS = os.path.dirname(os.path.dirname(HERE))
+KSFT_DIR = f"{TOOLS}/testing/selftests/drivers/xen"
+KSELFTESTS = ("xen_demo.sh",)
+ATTACH_TOOL = f"{TOOLS}/xen/xen-demo-attach"
 
 # Stages of a run, each entered when its marker appears on the console, each with its own time limit
 # (seconds, under TCG on 2 cores). A run stuck in a stage past its limit is stopped and reported with
@@ -39,7 +43,8 @@ STAGES = [
     ("xenstored", re.compile(r"^XR-STAGE xenstored$"), 90),
     ("xl create", re.compile(r"^XR-STAGE xl-create$"), 120),
     ("domU boot", re.compile(r"^XR-STAGE domU-boot$"), 900),
-    ("domU tests", re.compile(r"^\[domU\] XR-STAGE domU-init$"), 300),
+    # The domU's own tests, then the demo kselftest, which runs in both domains at once.
+    ("domU tests", re.compile(r"^\[domU\] XR-STAGE domU-init$"), 1500),
     ("dom0 tests", re.compile(r"^XR-STAGE dom0-tests$"), 180),
     ("shutdown", re.compile(r"^XR-DONE dom0$"), 60),
 ]
@@ -160,6 +165,54 @@ def parse_tap_block(lines, domain):
     return results, problems
 
 
+def ksft_blocks(lines, domain):
+    """Results and problems of the kselftests an init script ran between XR-KSFT markers."""
+    results, problems, seen = [], [], []
+    cur = name = None
+    blocks = []
+    for line in lines:
+        if line.startswith("XR-KSFT-BEGIN "):
+            name, cur = line.split(" ", 1)[1].strip(), []
+        elif line.startswith("XR-KSFT-END ") and cur is not None:
+            m = re.search(r"rc=(\d+)", line)
+            blocks.append((name, cur, int(m.group(1)) if m else None))
+            cur = None
+        elif cur is not None:
+            cur.append(line)
+    if cur is not None:
+        blocks.append((name, cur, "truncated"))
+    for name, block, rc in blocks:
+        seen.append(name)
+        group = f"kselftest {name}"
+        plan, mine, skip_all = None, [], None
+        for line in block:
+            m = TAP_LINE.match(line.rstrip())
+            if line.startswith("Bail out!"):
+                problems.append(f"{domain}: {group} bailed out: {line[len('Bail out!'):].strip()}")
+            elif m and m.group("ok") and not m.group("indent"):
+                r = Result(domain, group, _strip_directive(m.group("rest")),
+                           _status(m.group("ok"), m.group("rest")))
+                mine.append(r)
+            elif m and m.group("plan") and not m.group("indent"):
+                plan = int(m.group("count"))
+                if plan == 0 and "SKIP" in line:
+                    skip_all = line.split("SKIP", 1)[1].strip()
+            elif line.startswith("# ") and mine and mine[-1].status == "fail":
+                mine[-1].note = (mine[-1].note + "; " if mine[-1].note else "") + line[2:].strip()
+        results += mine
+        if rc == "truncated":
+            problems.append(f"{domain}: {group} did not finish (truncated after {len(mine)} results)")
+        elif skip_all is not None:
+            problems.append(f"{domain}: {group} skipped everything: {skip_all}")
+        elif plan is None:
+            problems.append(f"{domain}: {group} printed no plan")
+        elif plan != len(mine):
+            problems.append(f"{domain}: {group} planned {plan}, reported {len(mine)}")
+        elif rc != 0 and not any(r.status == "fail" for r in mine):
+            problems.append(f"{domain}: {group} exited {rc} with no failed test")
+    return results, problems, seen
+
+
 def kunit_blocks(lines):
     """The (suite, KTAP lines) of each KUnit test module an init script loaded."""
     out, cur, name = [], None, None
@@ -187,8 +240,9 @@ def split_console(lines):
     return streams
 
 
-def evaluate(lines, expect_suites=()):
-    """All results and problems found in a console log."""
+def evaluate(lines, expect_suites=(), expect_ksft=(), mode="test"):
+    """All results and problems found in a console log. Outside test mode (demo, bench) the domains
+    run no KUnit and no init-script tests, only the demo kselftest in that mode."""
     results, problems = [], []
     streams = split_console(lines)
     for d in DOMAINS:
@@ -196,6 +250,11 @@ def evaluate(lines, expect_suites=()):
         for line in s:
             if line.startswith("XR-FATAL"):
                 problems.append(f"{d}: {line[len('XR-FATAL '):]}")
+        if mode != "test":
+            r, p, ran = ksft_blocks(s, d)
+            results += r
+            problems += p + [f"{d}: kselftest {w} did not run" for w in expect_ksft if w not in ran]
+            continue
         # KUnit runs before init: its output ends where the init script starts talking.
         boot = []
         for line in s:
@@ -217,6 +276,12 @@ def evaluate(lines, expect_suites=()):
         r, p = parse_tap_block(s, d)
         results += r
         problems += p
+        r, p, ran = ksft_blocks(s, d)
+        results += r
+        problems += p
+        for want in expect_ksft:
+            if want not in ran:
+                problems.append(f"{d}: kselftest {want} did not run")
     return results, problems
 
 
@@ -253,7 +318,7 @@ def build_initramfs(args, work):
     obj, xroot = args.obj, args.xen_root
     busybox = shutil.which("busybox") or "/bin/busybox"
     modules = sorted(sh(f"find '{obj}' -name '*.ko'").split())
-    params = f"XR_DOMU_TIMEOUT={STAGES[5][2] + STAGES[6][2]}\n"
+    params = f"XR_DOMU_TIMEOUT={STAGES[5][2] + STAGES[6][2]}\nXR_MODE={args.mode}\n"
     kunit = kunit_cmdline(args)
 
     def common(root):
@@ -262,6 +327,15 @@ def build_initramfs(args, work):
         shutil.copy2(busybox, f"{root}/bin/busybox")
         for f in ("lib.sh", "dom0-tests.sh", "domU-tests.sh"):
             shutil.copy2(f"{HERE}/{f}", f"{root}/usr/share/xr/{f}")
+        for f in KSELFTESTS:
+            shutil.copy2(f"{KSFT_DIR}/{f}", f"{root}/usr/share/xr/{f}")
+        # The xenstore client: dom0 drives the toolstack with it, the domU's kselftest meets dom0's
+        # at barriers kept in xenstore.
+        os.makedirs(f"{root}/usr/bin", exist_ok=True)
+        shutil.copy2(f"{xroot}/usr/bin/xenstore", f"{root}/usr/bin/xenstore")
+        for c in ("read", "write", "ls", "list", "rm", "chmod", "exists", "watch"):
+            os.symlink("xenstore", f"{root}/usr/bin/xenstore-{c}")
+        copy_libs([f"{xroot}/usr/bin/xenstore"], root, [f"{xroot}/usr/lib/x86_64-linux-gnu"])
         for m in modules:
             shutil.copy2(m, f"{root}/lib/modules/xr/")
         with open(f"{root}/etc/xr/params", "w") as f:
@@ -282,10 +356,8 @@ def build_initramfs(args, work):
              ("xl", "xenstored", "xenconsoled", "xen-init-dom0", "libxl-save-helper")]
     for t in tools:
         shutil.copy2(t, f"{r}/usr/lib/xen-4.17/bin/")
-    shutil.copy2(f"{xroot}/usr/bin/xenstore", f"{r}/usr/bin/xenstore")
-    for c in ("read", "write", "ls", "list", "rm", "chmod", "exists", "watch"):
-        os.symlink("xenstore", f"{r}/usr/bin/xenstore-{c}")
-    copy_libs(tools + [f"{xroot}/usr/bin/xenstore"], r, [f"{xroot}/usr/lib/x86_64-linux-gnu"])
+    copy_libs(tools, r, [f"{xroot}/usr/lib/x86_64-linux-gnu"])
+    shutil.copy2(ATTACH_TOOL, f"{r}/usr/bin/xen-demo-attach")
     shutil.copy2(f"{xroot}/etc/xen/xl.conf", f"{r}/etc/xen/")
     shutil.copy2(f"{xroot}/etc/xen/scripts/hotplugpath.sh", f"{r}/etc/xen/scripts/")
     shutil.copy2(f"{obj}/vmlinux", f"{r}/root/vmlinux")
@@ -370,11 +442,14 @@ def report(results, problems, failure=None, lines=(), out=sys.stdout, results_pa
     for d in DOMAINS:
         k = [r for r in results if r.domain == d and r.group.startswith("KUnit")]
         t = [r for r in results if r.domain == d and r.group == "tests"]
+        ks = [r for r in results if r.domain == d and r.group.startswith("kselftest")]
         suites = len({r.group for r in k})
         print(f"== {d}: KUnit {sum(r.status == 'pass' for r in k)} passed, "
               f"{sum(r.status == 'fail' for r in k)} failed, {sum(r.status == 'skip' for r in k)} skipped "
               f"({suites} suites); tests {sum(r.status == 'pass' for r in t)} passed, "
-              f"{sum(r.status == 'fail' for r in t)} failed", file=out)
+              f"{sum(r.status == 'fail' for r in t)} failed; kselftests "
+              f"{sum(r.status == 'pass' for r in ks)} passed, {sum(r.status == 'fail' for r in ks)} failed",
+              file=out)
     for r in results:
         if r.group == "tests" or r.status == "fail":
             print(f"   {r}", file=out)
@@ -404,6 +479,8 @@ QEMU_CPU = os.environ.get("XR_QEMU_CPU", "max,-xsave")
 
 def kunit_cmdline(args):
     """Kernel command line words selecting KUnit suites, the same for dom0 and the domU."""
+    if args.mode != "test":
+        return " kunit.enable=0"  # the demo and the benchmark run no tests but their own
     return f" kunit.filter_glob={args.kunit_filter}" if args.kunit_filter else ""
 
 
@@ -455,16 +532,59 @@ def cmd_run(args):
         cmd = args.emulator.split() if args.emulator else qemu_cmd(args, initrd)
         out = run_console(cmd, console, args.timeout_scale, progress)
         print(f"[harness] run ended after {time.monotonic() - t0:.1f} s", flush=True)
-    results, problems = evaluate(out.lines, args.expect_suite)
+    results, problems = evaluate(out.lines, args.expect_suite, args.expect_kselftest, args.mode)
+    if args.mode == "bench":
+        bench_table(out.lines, f"{args.logs}/bench.txt")
     return report(results, problems, out.failure, out.lines, results_path=f"{args.logs}/results.txt")
+
+
+BENCH_LINE = re.compile(r"^\[domU\] # bench: front=(\S+) back=(\S+) batch=(\d+) requests=(\d+) ns=(\d+)$")
+
+
+def bench_table(lines, path):
+    """Print the round trips per second of each pairing and batch (median of the rounds), with the
+    ratio to the C pair at the same batch size, and save the table to path."""
+    runs = {}
+    for line in lines:
+        m = BENCH_LINE.match(line)
+        if m and int(m.group(5)) > 0:
+            key = (m.group(1), m.group(2), int(m.group(3)))
+            runs.setdefault(key, []).append(int(m.group(4)) * 1e9 / int(m.group(5)))
+    if not runs:
+        print("[harness] no benchmark results", flush=True)
+        return
+    med = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
+    lo = {k: min(v) for k, v in runs.items()}
+    hi = {k: max(v) for k, v in runs.items()}
+    short = {"rust_xen_demo_front": "Rust", "rust_xen_demo_back": "Rust", "xen_demo_front": "C",
+             "xen_demo_back": "C"}
+    out = ["Round trips per second, domU frontend <-> dom0 backend, one QEMU TCG run: median (and range)"
+           f" of {max(len(v) for v in runs.values())} rounds; the ratio is the medians'",
+           f"{'frontend':<9} {'backend':<8} {'batch':>5} {'round trips/s':>14} {'range':>17} {'vs C+C':>7}"]
+    for batch in sorted({k[2] for k in med}):
+        base = med.get(("xen_demo_front", "xen_demo_back", batch))
+        for f in ("rust_xen_demo_front", "xen_demo_front"):
+            for b in ("rust_xen_demo_back", "xen_demo_back"):
+                v = med.get((f, b, batch))
+                if v is None:
+                    continue
+                ratio = f"{v / base:7.2f}" if base else "      -"
+                spread = f"{lo[(f, b, batch)]:,.0f}-{hi[(f, b, batch)]:,.0f}"
+                out.append(f"{short[f]:<9} {short[b]:<8} {batch:>5} {v:>14,.0f} {spread:>17} {ratio}")
+    text = "\n".join(out) + "\n"
+    print(text, end="", flush=True)
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def transcript_filter():
     """For `demo`: pick the console lines a person wants to read, labelled with their domain."""
-    interesting = re.compile(r"^(XR-LOG |XR-FATAL|(not )?ok \d+ |rust_xen_\w+: |xen:|Xen version|"
+    interesting = re.compile(r"^(XR-LOG |XR-FATAL|(not )?ok \d+ |rust_xen_\w+: |xen_demo_\w+: |demo: |xen:|"
+                             r"Xen version|"
                              r"XR-TAP-END|# Subtest: )")
     kunit_suite = re.compile(r"^(not ok|ok) \d+ (\S+)")
     in_tap = {"dom0": False, "domU": False}
+    in_ksft = {"dom0": False, "domU": False}
 
     def show(line):
         dom, text = ("domU", line[7:]) if line.startswith("[domU] ") else ("dom0", line)
@@ -476,6 +596,13 @@ def transcript_filter():
         if text.startswith("XR-TAP-END"):
             in_tap[dom] = False
             return None
+        if text.startswith(("XR-KSFT-BEGIN", "XR-KSFT-END")):
+            in_ksft[dom] = text.startswith("XR-KSFT-BEGIN")
+            return None
+        if in_ksft[dom]:
+            m = re.match(r"^(not ok|ok) \d+ (.*)$", text)
+            if m:
+                return f"  {dom} |   [{'ok' if m.group(1) == 'ok' else 'FAILED'}] {m.group(2)}"
         if not in_tap[dom]:
             m = kunit_suite.match(text)
             if m:
@@ -492,7 +619,7 @@ def transcript_filter():
 def cmd_replay(args):
     with open(args.log, encoding="utf-8", errors="replace") as f:
         lines = [l.rstrip("\n") for l in f]
-    results, problems = evaluate(lines, args.expect_suite)
+    results, problems = evaluate(lines, args.expect_suite, args.expect_kselftest)
     failure = None
     if not any(l.startswith("XR-DONE dom0") for l in lines):
         failure = "the log ends before dom0 reported XR-DONE"
@@ -545,6 +672,16 @@ def cmd_self_test(args):
            True, "no top-level plan")
     replay("a domU that never reports fails the run", _console(good, good, domU_tap=False),
            True, "domU: the tests never started")
+    ksft = ["XR-KSFT-BEGIN xen_demo", "TAP version 13", "ok 1 a", "not ok 2 b", "# why b failed", "1..2",
+            "XR-KSFT-END xen_demo rc=1"]
+    replay("a kselftest 'not ok' fails the run", _console(good, good) + ksft, True,
+           "FAIL dom0: kselftest xen_demo: b (why b failed)")
+    replay("a kselftest that bails out fails the run",
+           _console(good, good) + ksft[:3] + ["Bail out! the domU at step 3 never came", "1..1",
+                                              "XR-KSFT-END xen_demo rc=1"],
+           True, "kselftest xen_demo bailed out: the domU at step 3 never came")
+    replay("a kselftest cut short fails the run", _console(good, good) + ksft[:3], True,
+           "kselftest xen_demo did not finish")
     # A hang: an "emulator" that boots to dom0 init, then stays silent.
     with tempfile.TemporaryDirectory() as d:
         fake = f"{d}/fake-qemu.sh"
@@ -579,26 +716,33 @@ def main():
     r.add_argument("--logs", default="logs")
     r.add_argument("--expect-suite", action="append", default=[],
                    help="a KUnit suite that must have run in both domains")
+    r.add_argument("--expect-kselftest", action="append", default=[],
+                   help="a kselftest that must have run in both domains")
     r.add_argument("--emulator", help=argparse.SUPPRESS)
     r.add_argument("--skip-build-check", action="store_true", help=argparse.SUPPRESS)
     r.add_argument("--kunit-filter", metavar="GLOB",
                    help="run only the matching KUnit suites/cases in both domains (kunit.filter_glob)")
     r.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every stage's time limit")
     r.add_argument("-v", "--verbose", action="store_true", help="echo the console")
-    d = sub.add_parser("demo", parents=[], help="like run, and print a transcript of both domains")
+    d = sub.add_parser("demo", parents=[], help="the Rust demo pair, with a transcript of both domains")
     for a in r._actions[1:]:
         d._add_action(a)
+    b = sub.add_parser("bench", parents=[], help="round trips per second of the four demo pairings")
+    for a in r._actions[1:]:
+        b._add_action(a)
     p = sub.add_parser("replay")
     p.add_argument("log")
     p.add_argument("--expect-suite", action="append", default=[])
+    p.add_argument("--expect-kselftest", action="append", default=[])
     sub.add_parser("self-test")
     args = ap.parse_args()
+    args.mode = {"demo": "demo", "bench": "bench"}.get(args.cmd, "test")
     if args.cmd == "run":
         if args.skip_build_check:
             return cmd_run_fake(args)
         return cmd_run(args)
-    if args.cmd == "demo":
-        args.demo = True
+    if args.cmd in ("demo", "bench"):
+        args.demo = args.cmd == "demo"
         return cmd_run(args)
     if args.cmd == "replay":
         return cmd_replay(args)
