@@ -53,7 +53,7 @@ relay_all() {
 		# may have finished and gone between two polls: one more round relays what is left.
 		xenstore-exists /local/domain/$D || { [ -n "${gone:-}" ] && { log "domU is gone"; break; }; gone=1; continue; }
 		[ "$(uptime_s)" -ge $deadline ] && { log "domU did not report within ${XR_DOMU_TIMEOUT}s"; break; }
-		sleep 1
+		sleep 0.2
 	done
 	grep -q '^XR-DONE domU' $GLOG 2>/dev/null && echo "XR-DOMU-RELAYED done=1" || echo "XR-DOMU-RELAYED done=0"
 }

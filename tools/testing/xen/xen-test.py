@@ -532,6 +532,8 @@ def cmd_run(args):
         cmd = args.emulator.split() if args.emulator else qemu_cmd(args, initrd)
         out = run_console(cmd, console, args.timeout_scale, progress)
         print(f"[harness] run ended after {time.monotonic() - t0:.1f} s", flush=True)
+    if getattr(args, "demo", False):
+        exchange_table(out.lines)
     results, problems = evaluate(out.lines, args.expect_suite, args.expect_kselftest, args.mode)
     if args.mode == "bench":
         bench_table(out.lines, f"{args.logs}/bench.txt")
@@ -575,6 +577,39 @@ def bench_table(lines, path):
     print(text, end="", flush=True)
     with open(path, "w") as f:
         f.write(text)
+
+
+DEMO_SENT = re.compile(r"^\[domU\] \S+: xen-demo \S+: sent slot (\d+): id=(\d+) op=(\d+) status=(\d+)$")
+DEMO_RECV = re.compile(r"^\[domU\] \S+: xen-demo \S+: received slot (\d+): id=(\d+) op=(\d+) status=(\d+)$")
+DEMO_BACK = re.compile(r"^\S+: xen-demo \S+: slot (\d+): id=(\d+) op=(\d+) status=(\d+) -> status=(\d+)$")
+
+
+def exchange_table(lines):
+    """For `demo`: the traced requests joined by id across the two domains, in the order sent. The
+    domU's console reaches ours up to a second late, so the transcript above interleaves the two
+    domains only roughly; this table does not depend on that."""
+    rows, order = {}, []
+    for line in lines:
+        for rx, side in ((DEMO_SENT, "sent"), (DEMO_RECV, "recv"), (DEMO_BACK, "back")):
+            m = rx.match(line)
+            if m:
+                rid = m.group(2)
+                if rid not in rows:
+                    rows[rid] = {"op": m.group(3)}
+                    order.append(rid)
+                rows[rid][side] = m.groups()
+    if not order:
+        return
+    print("\nThe exchange, request by request (domU frontend -> dom0 backend -> domU frontend):")
+    print(f"  {'slot':>4} {'id':>6} {'op':>3}  {'domU sent':>10}  {'dom0 answered':>20}  {'domU received':>13}")
+    for rid in order:
+        r = rows[rid]
+        slot = (r.get("sent") or r.get("recv") or r.get("back"))[0]
+        sent = r["sent"][3] if "sent" in r else "-"
+        back = f"{r['back'][3]} -> {r['back'][4]}" if "back" in r else "-"
+        recv = r["recv"][3] if "recv" in r else "-"
+        print(f"  {slot:>4} {rid:>6} {r['op']:>3}  {sent:>10}  {back:>20}  {recv:>13}")
+    print(flush=True)
 
 
 def transcript_filter():
