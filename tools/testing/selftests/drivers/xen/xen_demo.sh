@@ -409,7 +409,10 @@ mode_test() {
 		fi
 		for f in $FRONTS; do
 			p="$(short "$f") front + $(short "$b") back"
-			on dom0 && check "$p: attach" attach $DEVID
+			if on dom0; then
+				check "$p: attach" attach $DEVID
+				check "$p: attaching it again fails" attach_fails attach "$DOMU" $DEVID
+			fi
 			barrier "attach $f $b"
 			if on domU; then
 				check "$p: load $f" mod_load "$f"
