@@ -2,8 +2,9 @@
 
 //! Rust Xen sample: the frontend (domU) end of the `demo` device.
 //!
-//! The frontend grants a one-page ring to the backend's domain, allocates an event channel and
-//! publishes both in one xenstore transaction, then waits for the backend to connect. Requests
+//! When the backend waits (InitWait), the frontend grants a one-page ring to the backend's domain,
+//! allocates an event channel and publishes both in one xenstore transaction, then waits for the
+//! backend to connect. Requests
 //! are sent from debugfs (`/sys/kernel/debug/xen-demo.<device>/send`); every response is checked
 //! against the request it claims to answer. When the backend goes away the frontend closes, and
 //! when it comes back the frontend sets up a fresh ring and reconnects.
@@ -460,12 +461,17 @@ impl xenbus::Driver for DemoFront {
                 }? Error),
                 GFP_KERNEL,
             )?;
-            let conn = Front::connect(dev, &stats)?;
+            // Connect when the backend is in InitWait (`otherend_changed`), not here: probe can
+            // run in insmod's context while the xenwatch thread still handles the events that
+            // created the device, and xenbus takes a state written in between for a device
+            // reset and removes the device. A device whose driver was reloaded is still Closed:
+            // going back to Initialising tells the backend, left Closed too, to start over.
+            dev.switch_state(State::Initialising)?;
             let ctl = KBox::pin_init(
                 Scope::dir(
                     try_pin_init!(Front {
                         stats,
-                        conn <- new_mutex!(Some(conn)),
+                        conn <- new_mutex!(None),
                     }? Error),
                     &dir,
                     populate,
@@ -489,21 +495,18 @@ impl xenbus::Driver for DemoFront {
                     pr_info!("xen-demo {}: connected\n", &*front.stats.name);
                 }
             }
-            Ok(State::InitWait)
-                if matches!(
-                    dev.state(),
-                    Ok(State::Connected | State::Closing | State::Closed)
-                ) =>
-            {
-                // The backend started over (its driver was reloaded; we may not even have seen
-                // it close): reconnect with a fresh ring and event channel.
+            // The backend waits for an offer: make one, with a fresh ring and event channel,
+            // unless one is out. Seen while Connected, Closing or Closed, the backend started
+            // over (its driver was reloaded; we may not even have seen it close).
+            Ok(State::InitWait) if dev.state() != Ok(State::Initialised) => {
                 front.disconnect();
                 if let Ok(conn) = Front::connect(dev, &front.stats) {
                     *front.conn.lock() = Some(conn);
                 }
             }
-            // A backend still Closed from an earlier connection answers our new keys itself.
-            Ok(State::Closed) if dev.state() == Ok(State::Initialised) => {}
+            // A backend still Closed from an earlier connection answers our new state itself.
+            Ok(State::Closed)
+                if matches!(dev.state(), Ok(State::Initialising | State::Initialised)) => {}
             Ok(State::Closing | State::Closed | State::Unknown) => {
                 front.disconnect();
                 if dev.state() != Ok(State::Closed) {

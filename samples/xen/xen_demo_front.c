@@ -766,11 +766,13 @@ static const struct file_operations xen_demo_front_inject_fops = {
  * @dev: the xenbus device
  * @backend_state: the backend's new state
  *
- * Connected completes the handshake.  Closing and Closed tear the
- * connection down.  InitWait seen while Closed or Closing means the backend
- * has come back: the frontend sets up a fresh ring and event channel.
- * A Closed backend is ignored while the frontend is Initialised: it has not
- * looked at the new keys yet and answers them with Connected or Closing.
+ * InitWait starts the handshake: the frontend sets up a fresh ring and
+ * event channel and offers them (Initialised), unless an offer is already
+ * out; seen while Connected, Closing or Closed it means the backend started
+ * over.  Connected completes the handshake.  Closing and Closed tear the
+ * connection down.  A Closed backend is ignored while the frontend is
+ * Initialising or Initialised: it is left over from an earlier connection
+ * and answers the new state with InitWait, Connected or Closing.
  *
  * Context: the xenwatch thread.
  */
@@ -781,8 +783,8 @@ static void xen_demo_front_backend_changed(struct xenbus_device *dev,
 
 	switch (backend_state) {
 	case XenbusStateInitWait:
-		if (dev->state != XenbusStateClosed &&
-		    dev->state != XenbusStateClosing)
+		/* Our offer stands until the backend answers it. */
+		if (dev->state == XenbusStateInitialised)
 			break;
 		xen_demo_front_teardown(info);
 		xen_demo_front_connect(info);
@@ -806,7 +808,9 @@ static void xen_demo_front_backend_changed(struct xenbus_device *dev,
 		break;
 
 	case XenbusStateClosed:
-		if (dev->state == XenbusStateInitialised)
+		/* A backend still Closed from before: it restarts for our new offer. */
+		if (dev->state == XenbusStateInitialised ||
+		    dev->state == XenbusStateInitialising)
 			break;
 		xen_demo_front_teardown(info);
 		if (dev->state != XenbusStateClosed)
@@ -848,8 +852,17 @@ static int xen_demo_front_probe(struct xenbus_device *dev,
 	debugfs_create_file("inject", 0200, info->debugfs, info,
 			    &xen_demo_front_inject_fops);
 
-	err = xen_demo_front_connect(info);
+	/*
+	 * Connect when the backend is in InitWait (backend_changed), not here:
+	 * probe can run in insmod's context while the xenwatch thread still
+	 * handles the events that created the device, and xenbus takes a state
+	 * written in between for a device reset and removes the device.  A
+	 * device whose driver was reloaded is still Closed: going back to
+	 * Initialising tells the backend, left Closed too, to start over.
+	 */
+	err = xenbus_switch_state(dev, XenbusStateInitialising);
 	if (err) {
+		/* xenbus_switch_state() reported it. */
 		debugfs_remove(info->debugfs);
 		dev_set_drvdata(&dev->dev, NULL);
 		mutex_destroy(&info->send_lock);

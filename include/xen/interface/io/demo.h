@@ -51,9 +51,9 @@
  *   Initialising                      Initialising
  *                                     probe: write protocol-version
  *                                     -> InitWait
- *   probe: grant the ring page, allocate the event channel, write
- *   ring-ref, event-channel and protocol-version in one transaction
- *   -> Initialised
+ *   backend in InitWait: grant the ring page, allocate the event
+ *   channel, write ring-ref, event-channel and protocol-version in one
+ *   transaction -> Initialised
  *                                     read and check the keys, map the
  *                                     ring, bind the event channel
  *                                     -> Connected
@@ -62,7 +62,9 @@
  *   Either end going to Closing or Closed makes the other end tear down its
  *   ring and event channel and go to Closed. A frontend that is Closed and
  *   sees the backend come back (InitWait) sets up a fresh ring and channel
- *   and goes to Initialised again: the backend sees a new connection.
+ *   and goes to Initialised again: the backend sees a new connection. A
+ *   frontend starting over writes Initialising, and a Closed backend
+ *   answers with InitWait.
  *
  * Ring: one page, DEFINE_RING_TYPES(demo, ...). With 12-byte entries that is
  * 256 slots. The frontend has at most 256 requests outstanding; a backend
