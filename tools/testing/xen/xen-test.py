@@ -44,7 +44,7 @@ STAGES = [
     ("xl create", re.compile(r"^XR-STAGE xl-create$"), 120),
     ("domU boot", re.compile(r"^XR-STAGE domU-boot$"), 900),
     # The domU's own tests, then the demo kselftest, which runs in both domains at once.
-    ("domU tests", re.compile(r"^\[domU\] XR-STAGE domU-init$"), 1500),
+    ("domU tests", re.compile(r"^\[domU\] XR-STAGE domU-init$"), 900),
     ("dom0 tests", re.compile(r"^XR-STAGE dom0-tests$"), 180),
     ("shutdown", re.compile(r"^XR-DONE dom0$"), 60),
 ]
