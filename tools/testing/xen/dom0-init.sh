@@ -38,17 +38,21 @@ xl unpause domU || fatal "xl unpause failed"
 GLOG=/var/log/xen/console/guest-domU.log
 stage domU-boot
 relay_all() {
-	local relayed=0 n deadline
+	local relayed=0 deadline
+	relay_new() {
+		local n
+		[ -f $GLOG ] || return 0
+		n=$(wc -l <$GLOG)
+		if [ "$n" -gt "$relayed" ]; then
+			sed -n "$((relayed + 1)),${n}{s/^/[domU] /;p}" $GLOG
+			relayed=$n
+		fi
+	}
 	deadline=$(( $(uptime_s) + XR_DOMU_TIMEOUT ))
 	while :; do
-		if [ -f $GLOG ]; then
-			n=$(wc -l <$GLOG)
-			if [ "$n" -gt "$relayed" ]; then
-				sed -n "$((relayed + 1)),${n}{s/^/[domU] /;p}" $GLOG
-				relayed=$n
-			fi
-		fi
-		grep -q '^XR-DONE domU' $GLOG 2>/dev/null && break
+		relay_new
+		# XR-DONE may land after the relay above: relay once more before leaving.
+		grep -q '^XR-DONE domU' $GLOG 2>/dev/null && { relay_new; break; }
 		# Not `xl domid`: it fails now and then while the domain is alive (seen here). The domU
 		# may have finished and gone between two polls: one more round relays what is left.
 		xenstore-exists /local/domain/$D || { [ -n "${gone:-}" ] && { log "domU is gone"; break; }; gone=1; continue; }
