@@ -59,7 +59,6 @@ relay_all() {
 		[ "$(uptime_s)" -ge $deadline ] && { log "domU did not report within ${XR_DOMU_TIMEOUT}s"; break; }
 		sleep 0.2
 	done
-	grep -q '^XR-DONE domU' $GLOG 2>/dev/null && echo "XR-DOMU-RELAYED done=1" || echo "XR-DOMU-RELAYED done=0"
 }
 relay_all &
 relay_pid=$!
@@ -69,6 +68,7 @@ XEN_DEMO_MODE=$XR_MODE XEN_DEMO_MODDIR=/lib/modules/xr sh /usr/share/xr/xen_demo
 echo "XR-KSFT-END xen_demo rc=$?"
 wait $relay_pid
 grep -q '^XR-DONE domU' $GLOG 2>/dev/null && relayed_all=1 || relayed_all=0
+echo "XR-DOMU-RELAYED done=$relayed_all"
 
 stage dom0-tests
 if [ "$XR_MODE" = test ]; then

@@ -133,6 +133,25 @@ def parse_kunit(lines, domain):
     return results, problems
 
 
+def parse_flat_tap(lines, domain, group):
+    """Results, plan and `Bail out!` reasons of a flat TAP stream; `# ` lines after a failed result
+    become its note."""
+    results, plan, bailouts = [], None, []
+    for line in lines:
+        m = TAP_LINE.match(line.rstrip())
+        if line.startswith("Bail out!"):
+            bailouts.append(line[len("Bail out!"):].strip())
+        elif m and m.group("ok") and not m.group("indent"):
+            results.append(Result(domain, group, _strip_directive(m.group("rest")),
+                                  _status(m.group("ok"), m.group("rest"))))
+        elif m and m.group("plan") and not m.group("indent"):
+            plan = (int(m.group("count")), line)
+        elif line.startswith("# ") and results and results[-1].status == "fail":
+            last = results[-1]
+            last.note = (last.note + "; " if last.note else "") + line[2:].strip()
+    return results, plan, bailouts
+
+
 def parse_tap_block(lines, domain):
     """Parse the init script's TAP between XR-TAP-BEGIN and XR-TAP-END markers."""
     begin = end = None
@@ -144,61 +163,31 @@ def parse_tap_block(lines, domain):
             break
     if begin is None:
         return [], [f"{domain}: the tests never started (no XR-TAP-BEGIN {domain})"]
-    results, problems, plan = [], [], None
-    diag = None
-    for line in lines[begin + 1:end if end is not None else len(lines)]:
-        m = TAP_LINE.match(line.rstrip())
-        if m and m.group("ok") and not m.group("indent"):
-            diag = Result(domain, "tests", _strip_directive(m.group("rest")), _status(m.group("ok"), m.group("rest")))
-            results.append(diag)
-        elif m and m.group("plan") and not m.group("indent"):
-            plan = int(m.group("count"))
-        elif line.startswith("# ") and diag is not None and diag.status == "fail":
-            diag.note = (diag.note + "; " if diag.note else "") + line[2:].strip()
+    results, plan, _ = parse_flat_tap(lines[begin + 1:end if end is not None else len(lines)], domain, "tests")
+    problems = []
     if end is None:
         problems.append(f"{domain}: the tests did not finish (no XR-TAP-END {domain}; truncated after "
                         f"{len(results)} results)")
     elif plan is None:
         problems.append(f"{domain}: the tests printed no plan")
-    elif plan != len(results):
-        problems.append(f"{domain}: the tests planned {plan}, reported {len(results)}")
+    elif plan[0] != len(results):
+        problems.append(f"{domain}: the tests planned {plan[0]}, reported {len(results)}")
     return results, problems
 
 
 def ksft_blocks(lines, domain):
     """Results and problems of the kselftests an init script ran between XR-KSFT markers."""
     results, problems, seen = [], [], []
-    cur = name = None
     blocks = []
-    for line in lines:
-        if line.startswith("XR-KSFT-BEGIN "):
-            name, cur = line.split(" ", 1)[1].strip(), []
-        elif line.startswith("XR-KSFT-END ") and cur is not None:
-            m = re.search(r"rc=(\d+)", line)
-            blocks.append((name, cur, int(m.group(1)) if m else None))
-            cur = None
-        elif cur is not None:
-            cur.append(line)
-    if cur is not None:
-        blocks.append((name, cur, "truncated"))
+    for name, block, end in marker_blocks(lines, "KSFT"):
+        m = re.search(r"rc=(\d+)", end or "")
+        blocks.append((name, block, "truncated" if end is None else int(m.group(1)) if m else None))
     for name, block, rc in blocks:
         seen.append(name)
         group = f"kselftest {name}"
-        plan, mine, skip_all = None, [], None
-        for line in block:
-            m = TAP_LINE.match(line.rstrip())
-            if line.startswith("Bail out!"):
-                problems.append(f"{domain}: {group} bailed out: {line[len('Bail out!'):].strip()}")
-            elif m and m.group("ok") and not m.group("indent"):
-                r = Result(domain, group, _strip_directive(m.group("rest")),
-                           _status(m.group("ok"), m.group("rest")))
-                mine.append(r)
-            elif m and m.group("plan") and not m.group("indent"):
-                plan = int(m.group("count"))
-                if plan == 0 and "SKIP" in line:
-                    skip_all = line.split("SKIP", 1)[1].strip()
-            elif line.startswith("# ") and mine and mine[-1].status == "fail":
-                mine[-1].note = (mine[-1].note + "; " if mine[-1].note else "") + line[2:].strip()
+        mine, plan, bailouts = parse_flat_tap(block, domain, group)
+        problems += [f"{domain}: {group} bailed out: {b}" for b in bailouts]
+        skip_all = plan[1].split("SKIP", 1)[1].strip() if plan and plan[0] == 0 and "SKIP" in plan[1] else None
         results += mine
         if rc == "truncated":
             problems.append(f"{domain}: {group} did not finish (truncated after {len(mine)} results)")
@@ -206,26 +195,26 @@ def ksft_blocks(lines, domain):
             problems.append(f"{domain}: {group} skipped everything: {skip_all}")
         elif plan is None:
             problems.append(f"{domain}: {group} printed no plan")
-        elif plan != len(mine):
-            problems.append(f"{domain}: {group} planned {plan}, reported {len(mine)}")
+        elif plan[0] != len(mine):
+            problems.append(f"{domain}: {group} planned {plan[0]}, reported {len(mine)}")
         elif rc != 0 and not any(r.status == "fail" for r in mine):
             problems.append(f"{domain}: {group} exited {rc} with no failed test")
     return results, problems, seen
 
 
-def kunit_blocks(lines):
-    """The (suite, KTAP lines) of each KUnit test module an init script loaded."""
+def marker_blocks(lines, kind):
+    """The (name, lines, end line or None if cut short) of each XR-<kind>-BEGIN/END block."""
     out, cur, name = [], None, None
     for line in lines:
-        if line.startswith("XR-KUNIT-BEGIN "):
+        if line.startswith(f"XR-{kind}-BEGIN "):
             name, cur = line.split(" ", 1)[1].strip(), []
-        elif line.startswith("XR-KUNIT-END ") and cur is not None:
-            out.append((name, cur))
+        elif line.startswith(f"XR-{kind}-END ") and cur is not None:
+            out.append((name, cur, line))
             cur = None
         elif cur is not None:
             cur.append(line)
     if cur is not None:
-        out.append((name, cur))  # cut short: parse_kunit reports what is missing
+        out.append((name, cur, None))
     return out
 
 
@@ -263,7 +252,8 @@ def evaluate(lines, expect_suites=(), expect_ksft=(), mode="test"):
             boot.append(line)
         r, p = parse_kunit(boot, d)
         # KUnit suites of test modules the init scripts loaded.
-        for suite, block in kunit_blocks(s):
+        # A block cut short is parsed too: parse_kunit reports what is missing.
+        for suite, block, _ in marker_blocks(s, "KUNIT"):
             mr, mp = parse_kunit(block, d)
             r += mr
             problems += [f"{x} (module suite {suite})" for x in mp]
