@@ -379,6 +379,17 @@ else
 	xenstore-write "$SYNC/$ROLE" "0 hello" || bail "cannot write $SYNC/$ROLE"
 	wait_until "$SYNC_TIMEOUT" "the domU's hello" domU_answered >"$tmp" || bail "$(cat "$tmp")"
 fi
+# attach_and_connect P F B STEP: dom0 attaches the device (its backend driver is loaded), the domU
+# loads frontend F, and both ends must reach Connected. P prefixes the test names.
+attach_and_connect() {
+	on dom0 && check "$1: attach" attach $DEVID
+	barrier "$4"
+	if on domU; then
+		check "$1: load $2" mod_load "$2"
+		check "$1: connected" wait_until 30 "both ends Connected" connected
+	fi
+}
+
 # --- Test mode: the kselftest -------------------------------------------------------------------
 
 mode_test() {
@@ -409,14 +420,9 @@ mode_test() {
 		fi
 		for f in $FRONTS; do
 			p="$(short "$f") front + $(short "$b") back"
-			if on dom0; then
-				check "$p: attach" attach $DEVID
-				check "$p: attaching it again fails" attach_fails attach "$DOMU" $DEVID
-			fi
-			barrier "attach $f $b"
+			attach_and_connect "$p" "$f" "$b" "attach $f $b"
+			on dom0 && check "$p: attaching it again fails" attach_fails attach "$DOMU" $DEVID
 			if on domU; then
-				check "$p: load $f" mod_load "$f"
-				check "$p: connected" wait_until 30 "both ends Connected" connected
 				check "$p: 1 request" send_ok 1 1
 				check "$p: 100 requests" send_ok 100 1
 				check "$p: 10000 requests, 32 at a time" send_ok 10000 32
@@ -474,16 +480,9 @@ mode_test() {
 		f=${pair% *}
 		b=${pair#* }
 		p="$(short "$f") pair"
-		if on dom0; then
-			check "$p cycles: load $b" mod_load "$b"
-			check "$p cycles: attach" attach $DEVID
-		fi
-		barrier "cycles attach $f $b"
-		if on domU; then
-			check "$p cycles: load $f" mod_load "$f"
-			check "$p cycles: connected" wait_until 30 "both ends Connected" connected
-			rf=$(refcnt "$f")
-		fi
+		on dom0 && check "$p cycles: load $b" mod_load "$b"
+		attach_and_connect "$p cycles" "$f" "$b" "cycles attach $f $b"
+		on domU && rf=$(refcnt "$f")
 		barrier "cycles connected $f $b"
 		if on dom0; then
 			rb=$(refcnt "$b")
@@ -567,14 +566,9 @@ mode_bench() {
 
 bench_pairing() {
 	p="bench round $round, $(short "$f") front + $(short "$b") back"
-	if on dom0; then
-		check "$p: load $b" mod_load "$b"
-		check "$p: attach" attach $DEVID
-	fi
-	barrier "bench attach $round $f $b"
+	on dom0 && check "$p: load $b" mod_load "$b"
+	attach_and_connect "$p" "$f" "$b" "bench attach $round $f $b"
 	if on domU; then
-		check "$p: load $f" mod_load "$f"
-		check "$p: connected" wait_until 30 "both ends Connected" connected
 		check "$p: warm-up" send_ok 200 8
 		check "$p: batch 1" bench_one "$f" 1 "$BENCH_N1"
 		cat "$tmp.bench" 2>/dev/null
