@@ -56,10 +56,7 @@ impl Stats {
             ("overflows", self.overflows.load(Relaxed)),
             ("notifications", self.notifications.load(Relaxed)),
         ];
-        for (name, value) in rows {
-            writeln!(f, "{name} {value}")?;
-        }
-        Ok(())
+        proto::write_counters(f, &rows)
     }
 }
 
@@ -97,7 +94,9 @@ impl BackIrq {
             pr_info!(
                 "xen-demo {}: slot {}: id={} op={} status={} -> status={}\n",
                 &*stats.name,
-                link.consumed % 256,
+                link.consumed
+                    .checked_rem(link.ring.ring().size())
+                    .unwrap_or(0),
                 req.id,
                 req.operation,
                 req.status,
@@ -264,8 +263,7 @@ impl xenbus::Driver for DemoBack {
 
     fn probe<'bound>(dev: &'bound Device<Core<'_>>) -> impl PinInit<BackData, Error> + 'bound {
         pin_init::pin_init_scope(move || {
-            let name = CString::try_from_fmt(fmt!("{}", dev.as_ref().name()))?;
-            let dir = CString::try_from_fmt(fmt!("xen-demo.{}", dev.as_ref().name()))?;
+            let (name, dir) = proto::device_names(dev.as_ref())?;
             let stats = Arc::new(
                 Stats {
                     name,

@@ -89,10 +89,7 @@ impl Stats {
             ("last_run_requests", self.last_run_requests.load(Relaxed)),
             ("last_run_ns", self.last_run_ns.load(Relaxed)),
         ];
-        for (name, value) in rows {
-            writeln!(f, "{name} {value}")?;
-        }
-        Ok(())
+        proto::write_counters(f, &rows)
     }
 }
 
@@ -143,14 +140,11 @@ impl Link {
 
     /// Queues one request; `None` when the ring or the table is full.
     fn queue(&mut self, operation: u32, stats: &Stats) -> Result<Option<()>> {
-        if self.ring.ring().is_full() {
-            return Ok(None);
-        }
         let Some(slot) = self.free.pop() else {
             return Ok(None);
         };
-        self.generation = self.generation.wrapping_add(1) & 0x00ff_ffff;
-        let id = (self.generation << 8) | u32::from(slot);
+        let generation = self.generation.wrapping_add(1) & 0x00ff_ffff;
+        let id = (generation << 8) | u32::from(slot);
         let req = Request {
             id,
             status: id.wrapping_mul(10),
@@ -159,11 +153,12 @@ impl Link {
         let idx = match self.ring.ring().push_request(&req) {
             Ok(idx) => idx,
             Err(e) => {
-                // Cannot happen (the ring was not full); keep the slot free anyway.
+                // The ring is full (`EBUSY`): the slot stays free.
                 self.free.push(slot, GFP_ATOMIC)?;
-                return Err(e);
+                return if e == EBUSY { Ok(None) } else { Err(e) };
             }
         };
+        self.generation = generation;
         if let Some(entry) = self.table.get_mut(usize::from(slot)) {
             *entry = Outstanding { busy: true, req };
         }
@@ -442,8 +437,7 @@ impl xenbus::Driver for DemoFront {
 
     fn probe<'bound>(dev: &'bound Device<Core<'_>>) -> impl PinInit<FrontData, Error> + 'bound {
         pin_init::pin_init_scope(move || {
-            let name = CString::try_from_fmt(fmt!("{}", dev.as_ref().name()))?;
-            let dir = CString::try_from_fmt(fmt!("xen-demo.{}", dev.as_ref().name()))?;
+            let (name, dir) = proto::device_names(dev.as_ref())?;
             let stats = Arc::pin_init(
                 try_pin_init!(Stats {
                     name,

@@ -8,7 +8,9 @@
 //! that they can implement [`AsBytes`] and [`FromBytes`] for the shared ring.
 
 use kernel::{
-    bindings,
+    bindings, device, fmt,
+    prelude::*,
+    str::CString,
     transmute::{AsBytes, FromBytes},
 };
 
@@ -69,4 +71,20 @@ pub(crate) fn answer(operation: u32, status: u32) -> u32 {
     } else {
         STATUS_EOPNOTSUPP
     }
+}
+
+/// The device's name, for log lines, and the name of its debugfs directory, `xen-demo.<device>`.
+pub(crate) fn device_names(dev: &device::Device) -> Result<(CString, CString)> {
+    Ok((
+        CString::try_from_fmt(fmt!("{}", dev.name()))?,
+        CString::try_from_fmt(fmt!("xen-demo.{}", dev.name()))?,
+    ))
+}
+
+/// Writes counters the way both ends' `stats` files show them: one `name value` line each.
+pub(crate) fn write_counters(f: &mut fmt::Formatter<'_>, rows: &[(&str, u64)]) -> fmt::Result {
+    for (name, value) in rows {
+        writeln!(f, "{name} {value}")?;
+    }
+    Ok(())
 }
