@@ -16,6 +16,8 @@ Each run prints a per-domain summary and, as its last line, `N passed, N failed`
 any failure. Nothing passes by default: each domain must positively report every result.
 """
 import argparse
+import contextlib
+import io
 import os
 import queue
 import re
@@ -707,6 +709,31 @@ def cmd_self_test(args):
            True, "kselftest xen_demo bailed out: the domU at step 3 never came")
     replay("a kselftest cut short fails the run", _console(good, good) + ksft[:3], True,
            "kselftest xen_demo did not finish")
+    # The bench table: medians per pairing and batch, and the ratio to the C pair.
+    bench = [f"[domU] # bench: front={f} back={b} batch=1 requests=1000 ns={ns}"
+             for f, b, ns in (("rust_xen_demo_front", "rust_xen_demo_back", 500_000_000),
+                              ("xen_demo_front", "xen_demo_back", 250_000_000),
+                              ("xen_demo_front", "xen_demo_back", 200_000_000),
+                              ("xen_demo_front", "xen_demo_back", 1_000_000_000))]
+    with tempfile.TemporaryDirectory() as d:
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            bench_table(bench, f"{d}/bench.txt")
+        text = buf.getvalue()
+        ok = (re.search(r"^Rust +Rust +1 +2,000 +2,000-2,000 +0\.50$", text, re.M) is not None
+              and re.search(r"^C +C +1 +4,000 +1,000-5,000 +1\.00$", text, re.M) is not None
+              and os.path.exists(f"{d}/bench.txt"))
+    checks.append(("the bench table shows medians, ranges and the ratio to C+C", ok, text))
+    # The demo's exchange table joins the two domains' trace lines by request id.
+    trace = ["rust_xen_demo_back: xen-demo demo-1-0: slot 0: id=256 op=0 status=2560 -> status=2561",
+             "[domU] rust_xen_demo_front: xen-demo demo-0: sent slot 0: id=256 op=0 status=2560",
+             "[domU] rust_xen_demo_front: xen-demo demo-0: received slot 0: id=256 op=0 status=2561"]
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exchange_table(trace)
+    text = buf.getvalue()
+    ok = re.search(r"^ +0 +256 +0 +2560 +2560 -> 2561 +2561$", text, re.M) is not None
+    checks.append(("the demo's exchange table joins both domains by request id", ok, text))
     # A hang: an "emulator" that boots to dom0 init, then stays silent.
     with tempfile.TemporaryDirectory() as d:
         fake = f"{d}/fake-qemu.sh"

@@ -276,6 +276,57 @@ flood_ok() {
 	[ "$w1" -gt "$w0" ] || { echo "ring_full_waits stayed at $w0"; return 1; }
 }
 
+# stats_positive FILE NAME...: each counter is above 0.
+stats_positive() {
+	local f=$1 v
+	shift
+	for k in "$@"; do
+		v=$(stat_of "$f" "$k") || return 1
+		[ "$v" -gt 0 ] || { echo "$k is $v"; return 1; }
+	done
+}
+
+# last_run_is N: the last send counted N requests and took some time.
+last_run_is() {
+	stat_is $FE_DBG/stats last_run_requests "$1" && stats_positive $FE_DBG/stats last_run_ns
+}
+
+# last_line PATTERN: the newest kernel log line matching PATTERN (no pipelines: see lib.sh).
+last_line() {
+	dmesg >"$tmp.dmesg" && grep "$1" "$tmp.dmesg" >"$tmp.match"
+	tail -n 1 "$tmp.match"
+}
+
+# traced_request: with trace on, one request logs a sent line and a received line that answers it.
+traced_request() {
+	local before sent recv id st
+	before=$(last_line "xen-demo demo-$DEVID: sent slot")
+	echo 1 >$FE_DBG/trace || return 1
+	send_ok 1 1 || return 1
+	echo 0 >$FE_DBG/trace || return 1
+	sent=$(last_line "xen-demo demo-$DEVID: sent slot")
+	recv=$(last_line "xen-demo demo-$DEVID: received slot")
+	[ -n "$sent" ] && [ "$sent" != "$before" ] || { echo "no new 'sent' trace line"; return 1; }
+	id=${sent##*id=}
+	id=${id%% *}
+	st=${sent##*status=}
+	case $recv in
+	*"id=$id op=0 status=$((st + 1))") ;;
+	*) echo "'$recv' does not answer '$sent'"; return 1 ;;
+	esac
+}
+
+# backend_traced BEFORE: the backend logged one more request, answered with status + 1.
+backend_traced() {
+	local line from to
+	line=$(last_line "xen-demo demo-$DOMU-$DEVID: slot")
+	[ -n "$line" ] && [ "$line" != "$1" ] || { echo "no new backend trace line"; return 1; }
+	to=${line##*-> status=}
+	from=${line%% -> *}
+	from=${from##*status=}
+	[ "$to" -eq $((from + 1)) ] || { echo "'$line' is not status + 1"; return 1; }
+}
+
 inject_overflow() { echo req-prod-overflow >$FE_DBG/inject; }
 
 front_reload_cycles() {
@@ -425,10 +476,13 @@ mode_test() {
 			if on domU; then
 				check "$p: 1 request" send_ok 1 1
 				check "$p: 100 requests" send_ok 100 1
+				check "$p: the last run counted 100 requests and their time" last_run_is 100
 				check "$p: 10000 requests, 32 at a time" send_ok 10000 32
 				check "$p: unknown operation answered EOPNOTSUPP" send_ok 1 1 7
 				check "$p: flood past the ring's 256 slots" flood_ok
 				check "$p: no bad responses" stat_is $FE_DBG/stats bad_responses 0
+				check "$p: notifications sent, interrupts taken" \
+					stats_positive $FE_DBG/stats notifications interrupts
 				check "$p: one grant for the ring" grants_are $((G0 + 1))
 				check "$p: one event channel" evtchns_are $((E0 + 1))
 			fi
@@ -438,8 +492,17 @@ mode_test() {
 				check "$p: backend counted the unknown operation" stat_is "$BE_DBG/stats" bad_requests 1
 				check "$p: backend saw no overflow" stat_is "$BE_DBG/stats" overflows 0
 				check "$p: backend has one event channel" evtchns_are $((E0 + 1))
+				check "$p: backend sent notifications" stats_positive "$BE_DBG/stats" notifications
+				traced_before=$(last_line "xen-demo demo-$DOMU-$DEVID: slot")
+				echo 1 >"$BE_DBG/trace"
 			fi
 			barrier "checked $f $b"
+			on domU && check "$p: trace logs the request and its answer" traced_request
+			barrier "traced $f $b"
+			if on dom0; then
+				check "$p: backend trace logs the answer" backend_traced "$traced_before"
+				echo 0 >"$BE_DBG/trace"
+			fi
 			if on domU && [ "$f" = xen_demo_front ]; then
 				# The C frontend can lie about req_prod; the backend must notice and stop.
 				check "$p: inject a req_prod a ring and a half ahead" inject_overflow
@@ -449,7 +512,7 @@ mode_test() {
 			if on dom0 && [ "$f" = xen_demo_front ]; then
 				check "$p: backend counted one overflow" \
 					wait_until 10 "an overflow in $BE_DBG/stats" stat_is "$BE_DBG/stats" overflows 1
-				check "$p: backend answered nothing more" stat_is "$BE_DBG/stats" requests 13102
+				check "$p: backend answered nothing more" stat_is "$BE_DBG/stats" requests 13103
 				check "$p: $b still loaded" test -d "/sys/module/$b"
 			fi
 			barrier "overflow checked $f $b"
