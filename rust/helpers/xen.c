@@ -1,5 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
+/*
+ * Helpers for kernel::xen. Only kernels with RUST_XEN_ABSTRACTIONS (and so with XEN) have the
+ * headers and the symbols they use.
+ */
+#if IS_ENABLED(CONFIG_RUST_XEN_ABSTRACTIONS)
+
 #include <linux/mm.h>
 #include <xen/events.h>
 #include <xen/grant_table.h>
@@ -142,3 +148,5 @@ __rust_helper void rust_helper_xen_ring_geometry(unsigned int proto, size_t *out
 	}
 }
 #endif
+
+#endif /* CONFIG_RUST_XEN_ABSTRACTIONS */

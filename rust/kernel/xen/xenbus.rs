@@ -219,7 +219,9 @@ pub trait Kind: Send + Sync + 'static {
 
 /// A frontend driver (devices under `device/` in this domain).
 pub struct Frontend;
-/// A backend driver (devices under `backend/` in this domain).
+/// A backend driver (devices under `backend/` in this domain). The backend bus exists only in
+/// kernels built with `CONFIG_XEN_BACKEND`.
+#[cfg(CONFIG_XEN_BACKEND)]
 pub struct Backend;
 
 impl Kind for Frontend {
@@ -229,6 +231,7 @@ impl Kind for Frontend {
     }
 }
 
+#[cfg(CONFIG_XEN_BACKEND)]
 impl Kind for Backend {
     unsafe fn register(drv: *mut bindings::xenbus_driver, module: &'static ThisModule) -> c_int {
         // SAFETY: The caller guarantees `drv` is valid and pinned; the name is set.
