@@ -512,6 +512,16 @@ impl xenbus::Driver for DemoFront {
         }
     }
 
+    /// A restored domain may run on another host, with a new backend that never saw our ring:
+    /// drop the old one (its event channel died with the old domain) and offer a new one when
+    /// the backend is in InitWait, as blkfront does. xenbus has already set our state back to
+    /// Initialising.
+    fn resume<'bound>(_dev: &'bound Device<Bound>, data: Pin<&FrontData>) -> Result {
+        data.ctl.disconnect();
+        pr_info!("xen-demo {}: resumed\n", &*data.ctl.stats.name);
+        Ok(())
+    }
+
     fn unbind<'bound>(_dev: &'bound Device<Core<'_>>, data: Pin<&FrontData>) {
         data.ctl.disconnect();
     }

@@ -883,6 +883,21 @@ static void xen_demo_front_remove(struct xenbus_device *dev)
 	kfree(info);
 }
 
+/*
+ * A restored domain may run on another host, with a new backend that never
+ * saw our ring: drop the old one (its event channel died with the old
+ * domain) and offer a new one when the backend is in InitWait, as blkfront
+ * does.  xenbus has already set our state back to Initialising.
+ */
+static int xen_demo_front_resume(struct xenbus_device *dev)
+{
+	struct xen_demo_front *info = dev_get_drvdata(&dev->dev);
+
+	xen_demo_front_teardown(info);
+	pr_info("xen-demo %s: resumed\n", dev_name(&dev->dev));
+	return 0;
+}
+
 static const struct xenbus_device_id xen_demo_front_ids[] = {
 	{ "demo" },
 	{ "" }
@@ -894,6 +909,7 @@ static struct xenbus_driver xen_demo_front_driver = {
 	.probe = xen_demo_front_probe,
 	.otherend_changed = xen_demo_front_backend_changed,
 	.remove = xen_demo_front_remove,
+	.resume = xen_demo_front_resume,
 };
 
 static int __init xen_demo_front_init(void)
