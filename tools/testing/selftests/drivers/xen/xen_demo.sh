@@ -45,144 +45,8 @@ DEVID=0
 HOSTILE_DEVID=1
 FRONTS="rust_xen_demo_front xen_demo_front"
 BACKS="rust_xen_demo_back xen_demo_back"
-KSFT_PASS=0
-KSFT_FAIL=1
-KSFT_SKIP=4
-
-# --- KTAP ---------------------------------------------------------------------------------------
-
-n=0
-failed=0
-tmp=/tmp/xen_demo.$$
-
-pass() {
-	n=$((n + 1))
-	echo "ok $n $*"
-}
-
-fail() {
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n $*"
-}
-
-# check DESCRIPTION CMD...: one test; the command's output becomes diagnostics if it fails.
-check() {
-	desc=$1
-	shift
-	if "$@" >"$tmp" 2>&1; then
-		pass "$desc"
-	else
-		fail "$desc"
-		sed 's/^/# /' "$tmp"
-	fi
-}
-
-finish() {
-	rm -f "$tmp"
-	echo "1..$n"
-	echo "# Totals: pass:$((n - failed)) fail:$failed xfail:0 xpass:0 skip:0 error:0"
-	[ "$failed" -eq 0 ] && exit $KSFT_PASS
-	exit $KSFT_FAIL
-}
-
-bail() {
-	echo "Bail out! $*"
-	finish
-}
-
-skip_all() {
-	echo "TAP version 13"
-	echo "1..0 # SKIP $*"
-	exit $KSFT_SKIP
-}
-
-# --- Helpers ------------------------------------------------------------------------------------
-
-now() { cut -d. -f1 /proc/uptime; }
-
-# wait_until SECONDS WHAT CMD...: poll CMD until it succeeds; fail naming WHAT after SECONDS.
-wait_until() {
-	local secs=$1 what=$2 end
-	shift 2
-	end=$(($(now) + secs))
-	until "$@" >/dev/null 2>&1; do
-		if [ "$(now)" -ge "$end" ]; then
-			echo "timed out after ${secs}s waiting for $what"
-			return 1
-		fi
-		sleep 0.1
-	done
-}
-
-xs_read() { xenstore-read "$1" 2>/dev/null; }
-state_is() { [ "$(xs_read "$1/state")" = "$2" ]; }
-
-# stat_of FILE NAME: the value of a "name value" line.
-stat_of() {
-	local k v
-	while read -r k v; do
-		if [ "$k" = "$2" ]; then
-			echo "$v"
-			return 0
-		fi
-	done <"$1"
-	echo "no $2 in $1"
-	return 1
-}
-
-stat_is() {
-	local v
-	v=$(stat_of "$1" "$2") || return 1
-	[ "$v" = "$3" ] || { echo "$2 is $v, want $3"; return 1; }
-}
-
-# Event channels bound to handlers in this domain (/proc/interrupts, the xen-dyn chip).
-evtchns() {
-	local c=0 line
-	while read -r line; do
-		case $line in *xen-dyn*) c=$((c + 1)) ;; esac
-	done </proc/interrupts
-	echo $c
-}
-
-evtchns_are() {
-	local v
-	v=$(evtchns)
-	[ "$v" -eq "$1" ] || { echo "$v event channels bound, want $1"; return 1; }
-}
-
-GRANTS=/sys/kernel/debug/xen-grant-table/refs
-grants_are() {
-	local v
-	v=$(stat_of $GRANTS in_use) || return 1
-	[ "$v" -eq "$1" ] || { echo "$v grant references in use, want $1"; return 1; }
-}
-
-mod_load() {
-	if [ -n "$MODDIR" ]; then
-		insmod "$MODDIR/$1.ko"
-	else
-		modprobe "$1"
-	fi
-}
-
-# mod_unload MODULE BUS DEVICE: a bound xenbus driver holds its module, so unbind the device first.
-mod_unload() {
-	if [ -e "/sys/bus/$2/drivers/$1/$3" ]; then
-		echo "$3" >"/sys/bus/$2/drivers/$1/unbind" || return 1
-	fi
-	rmmod "$1"
-}
-
-mod_gone() { [ ! -d "/sys/module/$1" ]; }
-refcnt() { cat "/sys/module/$1/refcnt"; }
-
-refcnt_is() {
-	local v
-	v=$(refcnt "$1") || return 1
-	[ "$v" -eq "$2" ] || { echo "$1 refcnt is $v, want $2"; return 1; }
-}
+KSFT_NAME=xen_demo
+. "$DIR/xen_lib.sh"
 
 short() {
 	case $1 in
@@ -231,26 +95,6 @@ FE_DBG=/sys/kernel/debug/xen-demo.demo-$DEVID
 BE_DBG=/sys/kernel/debug/xen-demo.demo-$DOMU-$DEVID
 BE_DEV=/sys/bus/xen-backend/devices/demo-$DOMU-$DEVID
 SYNC=/local/domain/$DOMU/data/xen-demo-test
-step=0
-
-peer_at() {
-	local v
-	v=$(xs_read "$SYNC/$PEER") || return 1
-	[ "${v%% *}" -ge "$1" ] 2>/dev/null
-}
-
-# barrier NAME: wait for the other domain to reach the same step.
-barrier() {
-	step=$((step + 1))
-	xenstore-write "$SYNC/$ROLE" "$step $1" || bail "cannot write $SYNC/$ROLE"
-	wait_until "$SYNC_TIMEOUT" "the $PEER at step $step ($1)" peer_at $step >"$tmp" ||
-		bail "$(cat "$tmp")"
-	v=$(xs_read "$SYNC/$PEER")
-	[ "${v%% *}" -ne $step ] || [ "${v#* }" = "$1" ] ||
-		bail "the two domains disagree on step $step: '$1' here, '${v#* }' in the $PEER"
-}
-
-on() { [ $ROLE = "$1" ]; }
 connected() { state_is "$FE" 4 && state_is "$BE" 4; }
 
 # --- Frontend side (domU) -----------------------------------------------------------------------
@@ -412,24 +256,13 @@ error_names() {
 echo "TAP version 13"
 echo "# xen_demo: $ROLE, frontend domain $DOMU"
 E0=$(evtchns)
-# Handshake: dom0 clears what an earlier run left and says hello; the domU answers once it has seen
-# that hello, so neither side can take a stale key for a step of this run.
-# dom0 waits for the domU's hello before it moves on, so the domU sees exactly "0 hello"; the domU
-# moves on at once, so dom0 accepts any key of the domU's (it removed the old ones itself).
-hello_from() { [ "$(xs_read "$SYNC/$1")" = "0 hello" ]; }
-domU_answered() { xs_read "$SYNC/domU" >/dev/null; }
 if on domU; then
 	G0=$(stat_of $GRANTS in_use) || bail "cannot read $GRANTS"
 	echo "# baseline: $G0 grant references in use, $E0 event channels bound"
-	xenstore-rm "$SYNC/$ROLE" 2>/dev/null
-	wait_until "$SYNC_TIMEOUT" "dom0's hello" hello_from dom0 >"$tmp" || bail "$(cat "$tmp")"
-	xenstore-write "$SYNC/$ROLE" "0 hello" || bail "cannot write $SYNC/$ROLE"
 else
 	echo "# baseline: $E0 event channels bound"
-	xenstore-rm "$SYNC" 2>/dev/null
-	xenstore-write "$SYNC/$ROLE" "0 hello" || bail "cannot write $SYNC/$ROLE"
-	wait_until "$SYNC_TIMEOUT" "the domU's hello" domU_answered >"$tmp" || bail "$(cat "$tmp")"
 fi
+handshake
 # attach_and_connect P F B STEP: dom0 attaches the device (its backend driver is loaded), the domU
 # loads frontend F, and both ends must reach Connected. P prefixes the test names.
 attach_and_connect() {

@@ -1,0 +1,199 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Shared by the Xen kselftests of this directory (sourced): KTAP output, waits under deadlines,
+# xenstore and /proc readers, module load/unload, and the barriers at which the instance in dom0 and
+# the instance in the frontend domain meet. The sourcing script sets ROLE (dom0 or domU), PEER (the
+# other one), SYNC (the xenstore directory of the barriers) and SYNC_TIMEOUT, and may set KSFT_NAME
+# (the name of its temporary files).
+
+KSFT_PASS=0
+KSFT_FAIL=1
+KSFT_SKIP=4
+
+# --- KTAP ---------------------------------------------------------------------------------------
+
+n=0
+failed=0
+tmp=/tmp/${KSFT_NAME:-xen_ksft}.$$
+
+pass() {
+	n=$((n + 1))
+	echo "ok $n $*"
+}
+
+fail() {
+	n=$((n + 1))
+	failed=$((failed + 1))
+	echo "not ok $n $*"
+}
+
+# check DESCRIPTION CMD...: one test; the command's output becomes diagnostics if it fails.
+check() {
+	desc=$1
+	shift
+	if "$@" >"$tmp" 2>&1; then
+		pass "$desc"
+	else
+		fail "$desc"
+		sed 's/^/# /' "$tmp"
+	fi
+}
+
+finish() {
+	rm -f "$tmp" "$tmp".*
+	echo "1..$n"
+	echo "# Totals: pass:$((n - failed)) fail:$failed xfail:0 xpass:0 skip:0 error:0"
+	[ "$failed" -eq 0 ] && exit $KSFT_PASS
+	exit $KSFT_FAIL
+}
+
+bail() {
+	echo "Bail out! $*"
+	finish
+}
+
+skip_all() {
+	echo "TAP version 13"
+	echo "1..0 # SKIP $*"
+	exit $KSFT_SKIP
+}
+
+# --- Helpers ------------------------------------------------------------------------------------
+
+now() { cut -d. -f1 /proc/uptime; }
+
+# wait_until SECONDS WHAT CMD...: poll CMD until it succeeds; fail naming WHAT after SECONDS.
+wait_until() {
+	local secs=$1 what=$2 end
+	shift 2
+	end=$(($(now) + secs))
+	until "$@" >"$tmp.wait" 2>&1; do
+		if [ "$(now)" -ge "$end" ]; then
+			echo "timed out after ${secs}s waiting for $what"
+			# What the last try said, e.g. "1040 grant references in use, want 1031".
+			cat "$tmp.wait"
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+xs_read() { xenstore-read "$1" 2>/dev/null; }
+state_is() { [ "$(xs_read "$1/state")" = "$2" ]; }
+
+# stat_of FILE NAME: the value of a "name value" line.
+stat_of() {
+	local k v
+	while read -r k v; do
+		if [ "$k" = "$2" ]; then
+			echo "$v"
+			return 0
+		fi
+	done <"$1"
+	echo "no $2 in $1"
+	return 1
+}
+
+stat_is() {
+	local v
+	v=$(stat_of "$1" "$2") || return 1
+	[ "$v" = "$3" ] || { echo "$2 is $v, want $3"; return 1; }
+}
+
+# Event channels bound to handlers in this domain (/proc/interrupts, the xen-dyn chip).
+evtchns() {
+	local c=0 line
+	while read -r line; do
+		case $line in *xen-dyn*) c=$((c + 1)) ;; esac
+	done </proc/interrupts
+	echo $c
+}
+
+evtchns_are() {
+	local v
+	v=$(evtchns)
+	[ "$v" -eq "$1" ] || { echo "$v event channels bound, want $1"; return 1; }
+}
+
+GRANTS=/sys/kernel/debug/xen-grant-table/refs
+grants_are() {
+	local v
+	v=$(stat_of $GRANTS in_use) || return 1
+	[ "$v" -eq "$1" ] || { echo "$v grant references in use, want $1"; return 1; }
+}
+
+# mod_load MODULE [PARAM=VALUE...]
+mod_load() {
+	local m=$1
+	shift
+	if [ -n "$MODDIR" ]; then
+		insmod "$MODDIR/$m.ko" "$@"
+	else
+		modprobe "$m" "$@"
+	fi
+}
+
+# mod_unload MODULE BUS DEVICE: a bound xenbus driver holds its module, so unbind the device first.
+mod_unload() {
+	if [ -e "/sys/bus/$2/drivers/$1/$3" ]; then
+		echo "$3" >"/sys/bus/$2/drivers/$1/unbind" || return 1
+	fi
+	rmmod "$1"
+}
+
+mod_gone() { [ ! -d "/sys/module/$1" ]; }
+refcnt() { cat "/sys/module/$1/refcnt"; }
+
+refcnt_is() {
+	local v
+	v=$(refcnt "$1") || return 1
+	[ "$v" -eq "$2" ] || { echo "$1 refcnt is $v, want $2"; return 1; }
+}
+
+# --- Barriers -----------------------------------------------------------------------------------
+
+step=0
+
+peer_at() {
+	local v
+	v=$(xs_read "$SYNC/$PEER") || return 1
+	[ "${v%% *}" -ge "$1" ] 2>/dev/null
+}
+
+# mine_and_peer_at STEP NAME: our key says STEP NAME (written again if it went away: a restored
+# domain starts with an empty data/ directory), and the other domain is at STEP or beyond.
+mine_and_peer_at() {
+	[ "$(xs_read "$SYNC/$ROLE")" = "$1 $2" ] || xenstore-write "$SYNC/$ROLE" "$1 $2" || return 1
+	peer_at "$1"
+}
+
+# barrier NAME: wait for the other domain to reach the same step.
+barrier() {
+	step=$((step + 1))
+	xenstore-write "$SYNC/$ROLE" "$step $1" || bail "cannot write $SYNC/$ROLE"
+	wait_until "$SYNC_TIMEOUT" "the $PEER at step $step ($1)" mine_and_peer_at $step "$1" >"$tmp" ||
+		bail "$(cat "$tmp")"
+	v=$(xs_read "$SYNC/$PEER")
+	[ "${v%% *}" -ne $step ] || [ "${v#* }" = "$1" ] ||
+		bail "the two domains disagree on step $step: '$1' here, '${v#* }' in the $PEER"
+}
+
+on() { [ $ROLE = "$1" ]; }
+
+# handshake: dom0 clears what an earlier run left and says hello; the domU answers once it has seen
+# that hello, so neither side can take a stale key for a step of this run.
+# dom0 waits for the domU's hello before it moves on, so the domU sees exactly "0 hello"; the domU
+# moves on at once, so dom0 accepts any key of the domU's (it removed the old ones itself).
+hello_from() { [ "$(xs_read "$SYNC/$1")" = "0 hello" ]; }
+domU_answered() { xs_read "$SYNC/domU" >/dev/null; }
+handshake() {
+	if on domU; then
+		xenstore-rm "$SYNC/$ROLE" 2>/dev/null
+		wait_until "$SYNC_TIMEOUT" "dom0's hello" hello_from dom0 >"$tmp" || bail "$(cat "$tmp")"
+		xenstore-write "$SYNC/$ROLE" "0 hello" || bail "cannot write $SYNC/$ROLE"
+	else
+		xenstore-rm "$SYNC" 2>/dev/null
+		xenstore-write "$SYNC/$ROLE" "0 hello" || bail "cannot write $SYNC/$ROLE"
+		wait_until "$SYNC_TIMEOUT" "the domU's hello" domU_answered >"$tmp" || bail "$(cat "$tmp")"
+	fi
+}
