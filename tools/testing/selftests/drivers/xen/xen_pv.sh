@@ -1,0 +1,513 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Kselftest for the stock Linux Xen PV drivers and Xen's own tools, as a test of the Xen core they
+# run on (grant table, event channels, xenbus and xenstore): xen-blkfront on xen-blkback,
+# xen-netfront on xen-netback, test-xenstore, vchan-socket-proxy (gntalloc, gntdev and evtchn from
+# user space), depriv-fd-checker and test-resource; then save/restore of the frontend domain with a
+# disk, a network link and a demo device in use; and a frontend flooding requests on one vCPU while
+# its device goes away on the other.
+#
+# Run it in dom0 before the frontend domain exists, to load the backends and fill their disks, and
+# add the disk and network lines to the domain's xl config:
+#
+#   dom0:  xen_pv.sh --setup XL-CONFIG
+#
+# and then at the same time in dom0 and in the frontend domain (created from XL-CONFIG):
+#
+#   dom0:  xen_pv.sh --domu DOMID
+#   domU:  xen_pv.sh
+#
+# The two instances meet at barriers in the frontend domain's xenstore directory
+# data/xen-pv-test, as xen_demo.sh does. Save/restore gives the domain a new id: dom0 follows it,
+# and writes the new id to XEN_PV_DOMID_FILE for whoever else is watching the domain.
+#
+# Environment:
+#   XEN_PV_MODDIR       directory holding the .ko files (default: modprobe by name)
+#   XEN_PV_TIMEOUT      seconds the other domain may take to reach a barrier (default 300)
+#   XEN_PV_SAVE_CYCLES  save/restore cycles (default 3)
+#   XEN_PV_RACE_CYCLES  flood-and-remove cycles per frontend and way of removing (default 5)
+#   XEN_PV_DOMID_FILE   where dom0 writes the domain's id after each restore, and "saving" while
+#                       the domain is saved and not yet restored (default none)
+#   XEN_DEMO_ATTACH     the demo attach tool (default: xen-demo-attach in PATH, then tools/xen/)
+
+set -u
+DIR=$(dirname "$0")
+MODDIR=${XEN_PV_MODDIR:-}
+SYNC_TIMEOUT=${XEN_PV_TIMEOUT:-300}
+SAVE_CYCLES=${XEN_PV_SAVE_CYCLES:-3}
+RACE_CYCLES=${XEN_PV_RACE_CYCLES:-5}
+DOMID_FILE=${XEN_PV_DOMID_FILE:-}
+KSFT_NAME=xen_pv
+. "$DIR/xen_lib.sh"
+
+# The disks: brd ramdisks in dom0, 8 MiB each. xvda (51712) is in the xl config, xvdb (51728) is
+# hot-plugged with xl block-attach.
+RAM_MB=8
+XVDA=51712
+XVDB=51728
+HOTPLUG=/etc/xen/scripts
+NET_MB=4
+VCHAN_KB=1024
+DOM0_IP=10.0.0.1
+DOMU_IP=10.0.0.2
+FRONTS="rust_xen_demo_front xen_demo_front"
+BACKS="rust_xen_demo_back xen_demo_back"
+TOOLS=/usr/lib/xen-4.17/bin
+
+ROLE=domU
+DOMU=
+case ${1:-} in
+--setup)
+	ROLE=setup
+	CFG=${2:-}
+	;;
+--domu) ROLE=dom0 DOMU=${2:-} ;;
+'') ;;
+*) skip_all "unknown argument $1" ;;
+esac
+[ -r /sys/hypervisor/type ] && [ "$(cat /sys/hypervisor/type)" = xen ] || skip_all "not running on Xen"
+command -v xenstore-read >/dev/null 2>&1 || skip_all "the xenstore tools are missing"
+[ -d $TOOLS ] && PATH=$PATH:$TOOLS
+
+sha() { sha256sum "$1" >"$tmp.sha" && read -r s _ <"$tmp.sha" && echo "$s"; }
+size_is() { [ "$(blockdev --getsize64 "$1")" -eq "$2" ] || { echo "$1 has $(blockdev --getsize64 "$1") bytes, want $2"; return 1; }; }
+sha_is() {
+	local got
+	got=$(sha "$1") || return 1
+	[ "$got" = "$2" ] || { echo "sha256 of $1 is $got, want $2"; return 1; }
+}
+# publish KEY VALUE / peer_value KEY: values handed between the domains, next to the barriers.
+publish() { xenstore-write "$SYNC/val/$1" "$2"; }
+peer_value() { xs_read "$SYNC/val/$1"; }
+# log_has TEXT: the kernel log has a line with TEXT (no pipelines: busybox-static pipes have been
+# seen to crash here).
+log_has() { dmesg >"$tmp.dmesg" && grep -q "$1" "$tmp.dmesg"; }
+# random FILE KIB: a file of random bytes.
+random() { dd if=/dev/urandom of="$1" bs=1k count="$2" 2>/dev/null; }
+
+# --- Setup (dom0, before the frontend domain exists) ---------------------------------------------
+
+if [ $ROLE = setup ]; then
+	echo "TAP version 13"
+	[ -n "$CFG" ] && [ -w "$CFG" ] || bail "--setup needs a writable xl config"
+	check "setup: load brd (2 ramdisks of $RAM_MB MiB)" mod_load brd rd_nr=2 rd_size=$((RAM_MB * 1024))
+	for r in 0 1; do
+		check "setup: fill /dev/ram$r with random data" \
+			dd if=/dev/urandom of=/dev/ram$r bs=1M count=$RAM_MB conv=fsync
+	done
+	check "setup: load xen-blkback" mod_load xen-blkback
+	check "setup: load xen-netback" mod_load xen-netback
+	check "setup: hotplug scripts are in $HOTPLUG" test -x $HOTPLUG/xr-block -a -x $HOTPLUG/xr-vif
+	cat >>"$CFG" <<EOF
+disk = [ 'format=raw,vdev=xvda,access=rw,backendtype=phy,script=$HOTPLUG/xr-block,target=/dev/ram0' ]
+vif = [ 'mac=00:16:3e:00:00:02,script=$HOTPLUG/xr-vif' ]
+EOF
+	finish
+fi
+
+# --- Roles --------------------------------------------------------------------------------------
+
+if [ $ROLE = dom0 ]; then
+	grep -q control_d /proc/xen/capabilities 2>/dev/null || skip_all "--domu is for dom0"
+	[ -n "$DOMU" ] || skip_all "--domu needs a domain id"
+	ATTACH=${XEN_DEMO_ATTACH:-$(command -v xen-demo-attach || echo "$DIR/../../../../xen/xen-demo-attach")}
+	[ -x "$ATTACH" ] || skip_all "xen-demo-attach not found"
+	PEER=domU
+	SYNC=/local/domain/$DOMU/data/xen-pv-test
+else
+	! grep -q control_d /proc/xen/capabilities 2>/dev/null || skip_all "in dom0, run with --domu DOMID"
+	[ -r $GRANTS ] || skip_all "$GRANTS is missing (no debugfs?)"
+	PEER=dom0
+	# Relative to our xenstore home, which moves with our domain id on restore.
+	SYNC=data/xen-pv-test
+fi
+DEMO_FE=device/demo/0
+demo_be() { echo "/local/domain/0/backend/demo/$DOMU/0"; }
+
+# domid_of NAME: the id of the domain called NAME, from xenstore (`xl domid` fails now and then).
+domid_of() {
+	local d
+	for d in $(xenstore-list /local/domain 2>/dev/null); do
+		[ "$(xs_read "/local/domain/$d/name")" = "$1" ] && { echo "$d"; return 0; }
+	done
+	return 1
+}
+
+# --- Block: xen-blkfront (domU) on xen-blkback (dom0) ------------------------------------------
+
+blk_boot_disk() {
+	if on dom0; then
+		check "blk: backend of xvda created by xl" test -n "$(xs_read /local/domain/0/backend/vbd/$DOMU/$XVDA/physical-device)"
+		publish ram0 "$(sha /dev/ram0)"
+	fi
+	barrier "boot disk"
+	if on domU; then
+		check "blk: load xen-blkfront" mod_load xen-blkfront
+		check "blk: /dev/xvda appears" wait_until 60 "/dev/xvda" test -b /dev/xvda
+		check "blk: xvda has $RAM_MB MiB" size_is /dev/xvda $((RAM_MB << 20))
+		check "blk: xvda reads what dom0 put on its ramdisk" sha_is /dev/xvda "$(peer_value ram0)"
+		random /tmp/pat $((RAM_MB * 1024))
+		check "blk: write $RAM_MB MiB to xvda (fsync)" dd if=/tmp/pat of=/dev/xvda bs=1M conv=fsync
+		check "blk: flush xvda's page cache" blockdev --flushbufs /dev/xvda
+		check "blk: xvda reads back what was written" sha_is /dev/xvda "$(sha /tmp/pat)"
+		check "blk: O_DIRECT read matches" sh -c "dd if=/dev/xvda of=/tmp/back bs=64k iflag=direct 2>/dev/null && cmp /tmp/pat /tmp/back"
+		random /tmp/pat $((RAM_MB * 1024))
+		check "blk: O_DIRECT write of a second pattern" dd if=/tmp/pat of=/dev/xvda bs=64k oflag=direct
+		check "blk: O_DIRECT read of the second pattern matches" \
+			sh -c "dd if=/dev/xvda of=/tmp/back bs=64k iflag=direct 2>/dev/null && cmp /tmp/pat /tmp/back"
+		PAT_SHA=$(sha /tmp/pat)
+		publish xvda "$PAT_SHA"
+		rm -f /tmp/back
+	fi
+	barrier "disk written"
+	if on dom0; then
+		check "blk: dom0 flushes its ramdisk's cache" blockdev --flushbufs /dev/ram0
+		check "blk: dom0's ramdisk holds what the domU wrote" sha_is /dev/ram0 "$(peer_value xvda)"
+		check "blk: blkback connected the vbd" log_has "xen-blkback: backend/vbd/$DOMU/$XVDA: using"
+	fi
+}
+
+blk_hotplug() {
+	if on dom0; then
+		publish ram1 "$(sha /dev/ram1)"
+		E1=$(evtchns)
+		check "blk hotplug: xl block-attach xvdb" xl block-attach "$DOMU" \
+			"format=raw,vdev=xvdb,access=rw,backendtype=phy,script=$HOTPLUG/xr-block,target=/dev/ram1"
+	else
+		G1=$(stat_of $GRANTS in_use)
+		E1=$(evtchns)
+	fi
+	barrier "xvdb attached"
+	if on domU; then
+		check "blk hotplug: /dev/xvdb appears" wait_until 60 "/dev/xvdb" test -b /dev/xvdb
+		check "blk hotplug: xvdb reads what dom0 put on its ramdisk" sha_is /dev/xvdb "$(peer_value ram1)"
+		random /tmp/pat1 1024
+		check "blk hotplug: O_DIRECT write to xvdb" dd if=/tmp/pat1 of=/dev/xvdb bs=64k oflag=direct
+		check "blk hotplug: O_DIRECT read of xvdb matches" \
+			sh -c "dd if=/dev/xvdb of=/tmp/back bs=64k count=16 iflag=direct 2>/dev/null && cmp /tmp/pat1 /tmp/back"
+		publish xvdb "$(sha /tmp/pat1)"
+		rm -f /tmp/pat1 /tmp/back
+	fi
+	barrier "xvdb written"
+	if on dom0; then
+		check "blk hotplug: dom0's ramdisk holds what the domU wrote" \
+			sh -c "blockdev --flushbufs /dev/ram1 && dd if=/dev/ram1 of=/tmp/ram1 bs=64k count=16 2>/dev/null"
+		check "blk hotplug: ... and it matches" sha_is /tmp/ram1 "$(peer_value xvdb)"
+		rm -f /tmp/ram1
+		check "blk hotplug: xl block-detach xvdb" xl block-detach "$DOMU" xvdb
+		check "blk hotplug: the backend is gone" \
+			wait_until 30 "the xvdb backend to go" sh -c "! xenstore-exists /local/domain/0/backend/vbd/$DOMU/$XVDB"
+		check "blk hotplug: dom0's event channels back to baseline" wait_until 10 "$E1 event channels" evtchns_are "$E1"
+	fi
+	barrier "xvdb detached"
+	if on domU; then
+		check "blk hotplug: /dev/xvdb is gone" wait_until 30 "/dev/xvdb to go" sh -c '! test -e /sys/block/xvdb'
+		check "blk hotplug: grant references back to baseline" wait_until 10 "$G1 grants" grants_are "$G1"
+		check "blk hotplug: event channels back to baseline" wait_until 10 "$E1 event channels" evtchns_are "$E1"
+	fi
+}
+
+# --- Net: xen-netfront (domU) on xen-netback (dom0), a point-to-point vif -----------------------
+
+# The link exists only between the two domains inside the emulated machine.
+net_listen() {
+	# busybox nc: the receiver must be `-e dd` (a plain `>file` receiver half-closes at once).
+	nc -l -p "$1" -e dd of="$2" 2>/dev/null &
+}
+
+net() {
+	if on dom0; then
+		check "net: the vif is up as $DOM0_IP" sh -c "ip addr show dev vif$DOMU.0 >$tmp.ip && grep -q 'inet $DOM0_IP/' $tmp.ip"
+		random /tmp/net-tx $((NET_MB * 1024))
+		publish net-tx "$(sha /tmp/net-tx)"
+		rm -f /tmp/net-rx
+		net_listen 5001 /tmp/net-rx
+		RX_PID=$!
+		nc -l -p 5002 -e cat /tmp/net-tx 2>/dev/null &
+		TX_PID=$!
+	fi
+	barrier "net"
+	if on domU; then
+		check "net: load xen-netfront" mod_load xen-netfront
+		check "net: eth0 appears" wait_until 60 eth0 test -e /sys/class/net/eth0
+		check "net: eth0 up as $DOMU_IP" sh -c "ip link set eth0 up && ip addr add $DOMU_IP/24 dev eth0"
+		check "net: ping dom0" ping -c 3 -W 5 $DOM0_IP
+		random /tmp/ntx $((NET_MB * 1024))
+		publish net-rx "$(sha /tmp/ntx)"
+		check "net: TCP, $NET_MB MiB to dom0" timeout 120 nc $DOM0_IP 5001 </tmp/ntx
+		check "net: TCP, $NET_MB MiB from dom0" sh -c "timeout 120 nc $DOM0_IP 5002 </dev/null >/tmp/nrx"
+		check "net: what dom0 sent arrived intact" sha_is /tmp/nrx "$(peer_value net-tx)"
+		rm -f /tmp/ntx /tmp/nrx
+	fi
+	barrier "net done"
+	if on dom0; then
+		check "net: dom0's receiver finished" wait_until 60 "nc on port 5001 to exit" sh -c "! kill -0 $RX_PID"
+		check "net: what the domU sent arrived intact" sha_is /tmp/net-rx "$(peer_value net-rx)"
+		kill $TX_PID 2>/dev/null
+		rm -f /tmp/net-rx /tmp/net-tx
+	fi
+}
+
+# --- Xen's own tools as peers --------------------------------------------------------------------
+
+vchan() {
+	local path=/local/domain/0/xen-pv-test/vchan
+	if on dom0; then
+		xenstore-rm /local/domain/0/xen-pv-test 2>/dev/null
+		rm -f /tmp/vin /tmp/vrx
+		mkfifo /tmp/vin
+		# The server shares the ring (gntalloc) and an unbound event channel; its input stays open
+		# so that it does not close the link before the domU's data has arrived.
+		vchan-socket-proxy -m server "$DOMU" $path - </tmp/vin >/tmp/vrx 2>/tmp/vchan.log &
+		VS_PID=$!
+		exec 5>/tmp/vin
+		check "vchan: the server published its ring" wait_until 30 "$path/ring-ref" xenstore-exists $path/ring-ref
+		# test-xenstore in the domU writes under its home, which is read-only to it.
+		xenstore-write "/local/domain/$DOMU/xenstore-test" "" &&
+			xenstore-chmod "/local/domain/$DOMU/xenstore-test" "n$DOMU"
+	fi
+	barrier "vchan server"
+	if on domU; then
+		random /tmp/vtx $VCHAN_KB
+		publish vchan "$(sha /tmp/vtx)"
+		rm -f /tmp/vout
+		mkfifo /tmp/vout
+		# The client maps the ring (gntdev) and binds the event channel (evtchn).
+		vchan-socket-proxy -m client 0 $path - </tmp/vout >/dev/null 2>/tmp/vchan.log &
+		VC_PID=$!
+		exec 5>/tmp/vout
+		check "vchan: send $VCHAN_KB KiB to dom0" sh -c 'cat /tmp/vtx >&5'
+		check "vchan: dom0 received it intact" wait_until 60 "dom0's checksum" sh -c "[ -n \"\$(xenstore-read $SYNC/val/vchan-ok 2>/dev/null)\" ]"
+		exec 5>&-
+		check "vchan: the client exits" wait_until 30 "vchan-socket-proxy to exit" sh -c "! kill -0 $VC_PID"
+		kill $VC_PID 2>/dev/null
+		rm -f /tmp/vout /tmp/vtx
+		check "test-xenstore through /dev/xen/xenbus" test-xenstore
+	else
+		want=$((VCHAN_KB * 1024))
+		check "vchan: dom0 received $VCHAN_KB KiB" wait_until 60 "$want bytes in /tmp/vrx" \
+			sh -c "[ \$(stat -c %s /tmp/vrx) -ge $want ]"
+		check "vchan: intact" sha_is /tmp/vrx "$(peer_value vchan)" && publish vchan-ok 1
+		exec 5>&-
+		check "vchan: the server exits" wait_until 30 "vchan-socket-proxy to exit" sh -c "! kill -0 $VS_PID"
+		kill $VS_PID 2>/dev/null
+		rm -f /tmp/vin /tmp/vrx
+		check "test-xenstore through xenstored's socket" test-xenstore
+		check "test-xenstore through /dev/xen/xenbus" env XENSTORED_PATH=/dev/xen/xenbus test-xenstore
+		check "depriv-fd-checker: gntalloc, gntdev grant copy, evtchn" \
+			sh -c 'depriv-fd-checker gntdev 3 x evtchn 4 y 3<>/dev/xen/gntdev 4<>/dev/xen/evtchn'
+		check "test-resource: map a new domain's grant table (privcmd)" test-resource
+	fi
+	barrier "tools done"
+	on dom0 && xenstore-rm "/local/domain/$DOMU/xenstore-test" 2>/dev/null
+}
+
+# --- The demo pair: connect, exchange -------------------------------------------------------------
+
+FE_DBG=/sys/kernel/debug/xen-demo.demo-0
+demo_connected() { state_is "$DEMO_FE" 4 && [ "$(xs_read "$DEMO_FE/backend-id")" = 0 ] &&
+	state_is "$(xs_read "$DEMO_FE/backend")" 4; }
+# demo_send N B: N requests, B outstanding; all completed, none bad.
+demo_send() {
+	local c0 b0 c1 b1
+	c0=$(stat_of $FE_DBG/stats completed) && b0=$(stat_of $FE_DBG/stats bad_responses) || return 1
+	echo "$1 $2 0" >$FE_DBG/send || { echo "send '$1 $2' failed"; return 1; }
+	c1=$(stat_of $FE_DBG/stats completed) && b1=$(stat_of $FE_DBG/stats bad_responses) || return 1
+	[ $((c1 - c0)) -eq "$1" ] && [ "$b1" -eq "$b0" ] ||
+		{ echo "completed $c0 -> $c1 (want +$1), bad $b0 -> $b1"; return 1; }
+}
+
+# --- Save/restore: xl save and xl restore of the domU, with everything in use -------------------
+
+save_restore() {
+	local c=0 old
+	if on dom0; then
+		check "save/restore: load rust_xen_demo_back" mod_load rust_xen_demo_back
+		check "save/restore: attach a demo device" "$ATTACH" attach "$DOMU" 0
+	fi
+	barrier "demo for save"
+	if on domU; then
+		check "save/restore: load rust_xen_demo_front" mod_load rust_xen_demo_front
+		check "save/restore: demo connected" wait_until 30 "the demo device Connected" demo_connected
+		check "save/restore: demo exchanges before saving" demo_send 100 8
+		G1=$(stat_of $GRANTS in_use)
+		E1=$(evtchns)
+	fi
+	while [ $c -lt "$SAVE_CYCLES" ]; do
+		c=$((c + 1))
+		barrier "save $c"
+		if on dom0; then
+			old=$DOMU
+			[ -n "$DOMID_FILE" ] && echo saving >"$DOMID_FILE"
+			check "save $c: xl save" xl save "$old" /run/xen-pv-save
+			check "save $c: the saved domain is gone" \
+				wait_until 30 "domain $old to go" sh -c "! xenstore-exists /local/domain/$old"
+			# libxl removes the backends of the devices it knows; the demo device is ours.
+			xenstore-rm "/local/domain/0/backend/demo/$old"
+			check "save $c: xl restore (paused)" xl restore -p /run/xen-pv-save
+			rm -f /run/xen-pv-save
+			DOMU=$(domid_of domU) || DOMU=$old
+			check "save $c: the domain has a new id ($old -> $DOMU)" test "$DOMU" != "$old"
+			[ -n "$DOMID_FILE" ] && echo "$DOMU" >"$DOMID_FILE"
+			SYNC=/local/domain/$DOMU/data/xen-pv-test
+			# As a toolstack does, the demo device is back before the domain runs again.
+			check "save $c: attach the demo device to the restored domain" "$ATTACH" attach "$DOMU" 0
+			rm -f /tmp/net-rx
+			net_listen 5003 /tmp/net-rx
+			RX_PID=$!
+			check "save $c: xl unpause" xl unpause "$DOMU"
+		fi
+		barrier "restored $c"
+		if on domU; then
+			check "restore $c: the demo device reconnects" wait_until 60 "the demo device Connected" demo_connected
+			check "restore $c: demo exchanges again" demo_send 100 8
+			check "restore $c: xvda still reads back the pattern" \
+				sh -c "blockdev --flushbufs /dev/xvda && dd if=/dev/xvda of=/tmp/back bs=64k iflag=direct 2>/dev/null && cmp /tmp/pat /tmp/back"
+			rm -f /tmp/back
+			check "restore $c: ping dom0" ping -c 2 -W 5 $DOM0_IP
+			random /tmp/ntx 1024
+			publish net-rx "$(sha /tmp/ntx)"
+			check "restore $c: TCP, 1 MiB to dom0" timeout 60 nc $DOM0_IP 5003 </tmp/ntx
+			rm -f /tmp/ntx
+			# blkfront and netfront grant their rings and buffers anew on resume, so the count
+			# may differ from before saving; it must not grow from one cycle to the next (and
+			# the end of the test checks it against the start).
+			if [ $c = 1 ]; then
+				GR=$(stat_of $GRANTS in_use)
+				echo "# grant references in use: $G1 before saving, $GR after the first restore"
+			else
+				check "restore $c: grant references as after the first restore" \
+					wait_until 10 "$GR grants" grants_are "$GR"
+			fi
+			check "restore $c: event channels as before saving" wait_until 10 "$E1 event channels" evtchns_are "$E1"
+		fi
+		barrier "checked $c"
+		if on dom0; then
+			check "restore $c: dom0's receiver finished" wait_until 60 "nc on port 5003 to exit" sh -c "! kill -0 $RX_PID"
+			check "restore $c: what the domU sent arrived intact" sha_is /tmp/net-rx "$(peer_value net-rx)"
+			rm -f /tmp/net-rx
+		fi
+	done
+	if on domU; then
+		check "save/restore: unload rust_xen_demo_front" mod_unload rust_xen_demo_front xen demo-0
+	fi
+	barrier "demo unloaded"
+	if on dom0; then
+		check "save/restore: detach the demo device" "$ATTACH" detach "$DOMU" 0
+		check "save/restore: unload rust_xen_demo_back" rmmod rust_xen_demo_back
+	fi
+}
+
+# --- SMP: a frontend flooding requests on vCPU 0 while its device goes away ----------------------
+
+short() {
+	case $1 in
+	rust_*) echo rust ;;
+	*) echo c ;;
+	esac
+}
+
+completed() { stat_of $FE_DBG/stats completed; }
+flood_running() { [ "$(completed)" -gt $(($1 + 100)) ]; }
+
+# race_cycle F HOW I: the domU floods the device from vCPU 0 (a million requests, 32 in flight)
+# and, once the flood is under way, the device goes away: unbound from the frontend driver on
+# vCPU 1 (HOW=unbind), or detached by dom0 (HOW=detach), the XSA-331 class of an event channel
+# closed while its handler runs. The flood must end (done or failed, not hung); the checkers and
+# the baselines checked after the cycles do the rest.
+race_cycle() {
+	local f=$1 how=$2 i=$3 p="race $(short "$1") $2 $3" c0
+	on dom0 && { "$ATTACH" attach "$DOMU" 0 >"$tmp" || { fail "$p: attach"; sed 's/^/# /' "$tmp"; }; }
+	barrier "$p"
+	if on domU; then
+		check "$p: connected" wait_until 30 "the demo device Connected" demo_connected
+		c0=$(completed)
+		taskset 1 sh -c "echo '1000000 32 0' >$FE_DBG/send" 2>/dev/null &
+		FLOOD=$!
+		check "$p: the flood is under way" wait_until 30 "100 requests completed" flood_running "$c0"
+		if [ "$how" = unbind ]; then
+			check "$p: unbind on vCPU 1" taskset 2 sh -c "echo demo-0 >/sys/bus/xen/drivers/$f/unbind"
+		fi
+		publish race "$p"
+	fi
+	if on dom0 && [ "$how" = detach ]; then
+		wait_until 60 "the domU's flood" sh -c "[ \"\$(xenstore-read $SYNC/val/race 2>/dev/null)\" = '$p' ]"
+		check "$p: detach while the domU floods" "$ATTACH" detach "$DOMU" 0
+	fi
+	barrier "$p removed"
+	if on domU; then
+		check "$p: the flood ended" wait_until 60 "the flooding writer to end" sh -c "! kill -0 $FLOOD"
+		kill "$FLOOD" 2>/dev/null
+	fi
+	on dom0 && [ "$how" = unbind ] && "$ATTACH" detach "$DOMU" 0 >/dev/null
+	barrier "$p done"
+}
+
+race() {
+	local f b i how
+	E2=$(evtchns)
+	on domU && G2=$(stat_of $GRANTS in_use)
+	for f in $FRONTS; do
+		b=rust_xen_demo_back
+		[ "$f" = xen_demo_front ] && b=xen_demo_back
+		on dom0 && check "race $(short $f): load $b" mod_load $b
+		on domU && check "race $(short $f): load $f" mod_load $f
+		for how in unbind detach; do
+			i=0
+			while [ $i -lt "$RACE_CYCLES" ]; do
+				i=$((i + 1))
+				race_cycle $f $how $i
+			done
+		done
+		if on domU; then
+			check "race $(short $f): unload $f" rmmod $f
+			check "race $(short $f): grant references at baseline" wait_until 10 "$G2 grants" grants_are "$G2"
+			check "race $(short $f): event channels at baseline" wait_until 10 "$E2 event channels" evtchns_are "$E2"
+		fi
+		barrier "race $f unloaded"
+		if on dom0; then
+			check "race $(short $f): unload $b" rmmod $b
+			check "race $(short $f): dom0 event channels at baseline" wait_until 10 "$E2 event channels" evtchns_are "$E2"
+		fi
+	done
+}
+
+# --- The steps ----------------------------------------------------------------------------------
+
+echo "TAP version 13"
+echo "# xen_pv: $ROLE, frontend domain ${DOMU:-$(xs_read domid)}"
+E0=$(evtchns)
+if on domU; then
+	G0=$(stat_of $GRANTS in_use) || bail "cannot read $GRANTS"
+	echo "# baseline: $G0 grant references in use, $E0 event channels bound"
+else
+	echo "# baseline: $E0 event channels bound"
+fi
+handshake
+blk_boot_disk
+blk_hotplug
+net
+vchan
+save_restore
+# The stock frontends unloaded: the domU is back where it started.
+if on domU; then
+	ip link set eth0 down
+	check "stock frontends: unbind xen-netfront" sh -c "echo vif-0 >/sys/bus/xen/drivers/vif/unbind"
+	check "stock frontends: unload xen-netfront" rmmod xen_netfront
+	check "stock frontends: unbind xen-blkfront" sh -c "echo vbd-$XVDA >/sys/bus/xen/drivers/vbd/unbind"
+	check "stock frontends: unload xen-blkfront" rmmod xen_blkfront
+	check "stock frontends: grant references at baseline" wait_until 10 "$G0 grants" grants_are "$G0"
+	check "stock frontends: event channels at baseline" wait_until 10 "$E0 event channels" evtchns_are "$E0"
+fi
+barrier "stock frontends unloaded"
+if on dom0; then
+	check "stock backends: the vbd backend closed" wait_until 30 "backend/vbd Closed" \
+		state_is /local/domain/0/backend/vbd/$DOMU/$XVDA 6
+	check "stock backends: the vif backend closed" wait_until 30 "backend/vif Closed" \
+		state_is /local/domain/0/backend/vif/$DOMU/0 6
+	check "stock backends: dom0 event channels back to baseline" wait_until 30 "$E0 event channels" evtchns_are "$E0"
+fi
+# With nothing else granting, the race's baselines are exact.
+race
+finish
