@@ -26,10 +26,21 @@ xen-init-dom0 >/dev/null || fatal "xen-init-dom0 failed"
 xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest || fatal "xenconsoled failed"
 stage xenstored-up
 
+# The stock PV drivers' side of dom0: backends loaded, ramdisks filled, disk and vif in the config.
+stage pv-setup
+if [ "$XR_MODE" = test ] && ksft_wanted xen_pv; then
+	echo "XR-KSFT-BEGIN xen_pv_setup"
+	XEN_PV_MODDIR=/lib/modules/xr sh /usr/share/xr/xen_pv.sh --setup /etc/xen/domU.cfg
+	echo "XR-KSFT-END xen_pv_setup rc=$?"
+fi
+
 stage xl-create
 xl create -p /etc/xen/domU.cfg >/tmp/xl-create.log 2>&1 || { cat /tmp/xl-create.log; fatal "xl create failed"; }
 D=$(xl domid domU) || fatal "xl domid failed"
 log "domU is domain $D"
+# The domU's id; the xen_pv kselftest writes the new one here after each save/restore.
+DOMID_FILE=/run/xr-domid
+echo "$D" >$DOMID_FILE
 stage domU-created
 xl unpause domU || fatal "xl unpause failed"
 
@@ -43,6 +54,8 @@ relay_all() {
 		local n
 		[ -f $GLOG ] || return 0
 		n=$(wc -l <$GLOG)
+		# A new log (xenconsoled reopened it for a restored domain): start from its top.
+		[ "$n" -lt "$relayed" ] && relayed=0
 		if [ "$n" -gt "$relayed" ]; then
 			sed -n "$((relayed + 1)),${n}{s/^/[domU] /;p}" $GLOG
 			relayed=$n
@@ -55,6 +68,9 @@ relay_all() {
 		grep -q '^XR-DONE domU' $GLOG 2>/dev/null && { relay_new; break; }
 		# Not `xl domid`: it fails now and then while the domain is alive (seen here). The domU
 		# may have finished and gone between two polls: one more round relays what is left.
+		# While it is saved and restored the domain is gone for a while ("saving"), then has a new id.
+		D=$(cat $DOMID_FILE)
+		[ "$D" = saving ] && { sleep 0.2; continue; }
 		xenstore-exists /local/domain/$D || { [ -n "${gone:-}" ] && { log "domU is gone"; break; }; gone=1; continue; }
 		[ "$(uptime_s)" -ge $deadline ] && { log "domU did not report within ${XR_DOMU_TIMEOUT}s"; break; }
 		sleep 0.2
@@ -63,9 +79,18 @@ relay_all() {
 relay_all &
 relay_pid=$!
 
-echo "XR-KSFT-BEGIN xen_demo"
-XEN_DEMO_MODE=$XR_MODE XEN_DEMO_MODDIR=/lib/modules/xr sh /usr/share/xr/xen_demo.sh --domu $D
-echo "XR-KSFT-END xen_demo rc=$?"
+if ksft_wanted xen_demo; then
+	echo "XR-KSFT-BEGIN xen_demo"
+	XEN_DEMO_MODE=$XR_MODE XEN_DEMO_MODDIR=/lib/modules/xr XEN_DEMO_TIMEOUT=$XR_SYNC_TIMEOUT sh /usr/share/xr/xen_demo.sh --domu $D
+	echo "XR-KSFT-END xen_demo rc=$?"
+fi
+if [ "$XR_MODE" = test ] && ksft_wanted xen_pv; then
+	stage xen-pv
+	echo "XR-KSFT-BEGIN xen_pv"
+	XEN_PV_MODDIR=/lib/modules/xr XEN_PV_TIMEOUT=$XR_SYNC_TIMEOUT XEN_PV_DOMID_FILE=$DOMID_FILE sh /usr/share/xr/xen_pv.sh --domu $D
+	echo "XR-KSFT-END xen_pv rc=$?"
+	D=$(cat $DOMID_FILE)
+fi
 wait $relay_pid
 grep -q '^XR-DONE domU' $GLOG 2>/dev/null && relayed_all=1 || relayed_all=0
 echo "XR-DOMU-RELAYED done=$relayed_all"

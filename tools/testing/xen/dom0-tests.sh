@@ -5,6 +5,11 @@ dom0_tests() {
 	t "hypervisor is xen" has_line /sys/hypervisor/type '^xen$'
 	t "dom0 has control_d capability" has_line /proc/xen/capabilities control_d
 	t "xen-backend bus is registered" test -d /sys/bus/xen-backend/devices
+	t "dom0 runs on 2 vCPUs" has_line /sys/devices/system/cpu/online '^0-1$'
+	t "dom0 uses the FIFO event channel ABI" dmesg_has "xen:events: Using FIFO-based ABI"
+	t "lockdep is on" test -e /proc/lockdep_stats
+	t "SLUB debugging is on for kmalloc (slab_debug=)" has_line /sys/kernel/slab/kmalloc-64/poison '^1$'
+	t "KFENCE is on" test -d /sys/kernel/debug/kfence
 	t "insmod rust_xen_hello" insmod /lib/modules/xr/rust_xen_hello.ko
 	t "rust_xen_hello in /proc/modules" module_loaded rust_xen_hello
 	t "rust_xen_hello saw dom0" dmesg_has "rust_xen_hello: loaded in dom0 (Pv guest)"

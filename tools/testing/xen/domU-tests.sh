@@ -5,6 +5,11 @@ domU_tests() {
 	t "hypervisor is xen" has_line /sys/hypervisor/type '^xen$'
 	t "not the initial domain" sh -c '! grep -q control_d /proc/xen/capabilities 2>/dev/null'
 	t "xen frontend bus is registered" test -d /sys/bus/xen/devices
+	t "domU runs on 2 vCPUs" has_line /sys/devices/system/cpu/online '^0-1$'
+	t "domU uses the 2-level event channel ABI (xen.fifo_events=0)" dmesg_has "xen:events: Using 2-level ABI"
+	t "lockdep is on" test -e /proc/lockdep_stats
+	t "SLUB debugging is on for kmalloc (slab_debug=)" has_line /sys/kernel/slab/kmalloc-64/poison '^1$'
+	t "KFENCE is on" test -d /sys/kernel/debug/kfence
 	t "console is the Xen hvc0" has_line /proc/consoles '^hvc0'
 	t "hvc0 tty exists" test -e /sys/class/tty/hvc0
 	t "insmod rust_xen_hello" insmod /lib/modules/xr/rust_xen_hello.ko

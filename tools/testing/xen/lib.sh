@@ -67,3 +67,16 @@ kunit_module() {
 	fi
 	echo "XR-KUNIT-END $2"
 }
+
+# ksft_wanted NAME: the host asked for kselftest NAME (XR_KSFT in /etc/xr/params).
+ksft_wanted() { case " $XR_KSFT " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# provoke CRASHTYPE TEXT: make lkdtm provoke CRASHTYPE between XR-SPLAT markers written to the
+# kernel log (so that they stay in order with the report on the console); the host checks that a
+# report with TEXT is inside them.
+provoke() {
+	[ -e /sys/kernel/debug/provoke-crash/DIRECT ] || insmod /lib/modules/xr/lkdtm.ko || return
+	echo "XR-SPLAT-BEGIN lkdtm-$1:$2" >/dev/kmsg
+	echo "$1" >/sys/kernel/debug/provoke-crash/DIRECT
+	echo "XR-SPLAT-END lkdtm-$1" >/dev/kmsg
+}

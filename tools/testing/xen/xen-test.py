@@ -32,7 +32,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOLS = os.path.dirname(os.path.dirname(HERE))
 KSFT_DIR = f"{TOOLS}/testing/selftests/drivers/xen"
-KSELFTESTS = ("xen_demo.sh",)
+# The kselftests run in both domains (the first two), and the helpers they source.
+KSELFTESTS = ("xen_demo", "xen_pv")
+KSFT_FILES = ("xen_demo.sh", "xen_pv.sh", "xen_lib.sh")
+# Xen's own tools the xen_pv kselftest runs as peers: in both domains, and in dom0 only.
+PEER_TOOLS = ("test-xenstore", "vchan-socket-proxy")
+DOM0_PEER_TOOLS = ("depriv-fd-checker", "test-resource")
 ATTACH_TOOL = f"{TOOLS}/xen/xen-demo-attach"
 
 # Stages of a run, each entered when its marker appears on the console, each with its own time limit
@@ -43,10 +48,14 @@ STAGES = [
     ("dom0 kernel boot", re.compile(r"^Linux version "), 900),
     ("dom0 init", re.compile(r"^XR-STAGE dom0-init$"), 60),
     ("xenstored", re.compile(r"^XR-STAGE xenstored$"), 90),
+    # Backends loaded, ramdisks filled (xen_pv.sh --setup).
+    ("PV setup", re.compile(r"^XR-STAGE pv-setup$"), 120),
     ("xl create", re.compile(r"^XR-STAGE xl-create$"), 120),
     ("domU boot", re.compile(r"^XR-STAGE domU-boot$"), 900),
     # The domU's own tests, then the demo kselftest, which runs in both domains at once.
-    ("domU tests", re.compile(r"^\[domU\] XR-STAGE domU-init$"), 900),
+    ("domU tests", re.compile(r"^\[domU\] XR-STAGE domU-init$"), 1800),
+    # The stock PV drivers, Xen's tools, save/restore and the SMP race (xen_pv.sh, both domains).
+    ("PV kselftest", re.compile(r"^XR-STAGE xen-pv$"), 1500),
     ("dom0 tests", re.compile(r"^XR-STAGE dom0-tests$"), 180),
     ("shutdown", re.compile(r"^XR-DONE dom0$"), 60),
 ]
@@ -231,6 +240,43 @@ def split_console(lines):
     return streams
 
 
+# What the kernel's checkers print (lockdep, KASAN, DEBUG_ATOMIC_SLEEP, WARN_ON, BUG_ON, oopses, RCU
+# and hung-task detectors). Any of these in either domain's console fails the run.
+SPLAT = re.compile(r"^(?:\[ *\d+\.\d+\] )?(?:\[ *[TC]\d+\] )?(?P<what>"
+                   r"BUG: .*|BUG \S+ \([^)]*\): .*|WARNING: .*|Oops: .*|kernel BUG at .*|general protection fault.*|"
+                   r"UBSAN: .*|INFO: task .* blocked for more than .*|"
+                   r"rcu: INFO: .* detected stalls.*|watchdog: BUG: soft lockup.*|"
+                   r"Unable to handle kernel .*|.*sleeping function called from invalid context.*)$")
+# The same headers when user-space output on the serial line got in front of them.
+SPLAT_ANYWHERE = re.compile(r"(?P<what>(?:WARNING: CPU: \d+ PID: \d+|BUG: KASAN: |BUG: sleeping function|"
+                            r"Oops: \d{4}|WARNING: possible (?:circular|recursive) locking|"
+                            r"WARNING: inconsistent lock state).*)$")
+# lkdtm's provoked reports sit between these markers (the detector's own proof, run in the domU);
+# there they are expected and counted, anywhere else they fail the run.
+SPLAT_EXPECT = re.compile(r"^(?:\[ *\d+\.\d+\] )?XR-SPLAT-(BEGIN|END) (.+)$")
+
+
+def splats(lines, domain):
+    """(problems, expected): a problem for each checker report outside an XR-SPLAT block, naming the
+    line; and per XR-SPLAT block name, the reports seen inside it."""
+    problems, expected, block = [], {}, None
+    for i, line in enumerate(lines, 1):
+        m = SPLAT_EXPECT.match(line)
+        if m:
+            block = m.group(2) if m.group(1) == "BEGIN" else None
+            if block:
+                expected.setdefault(block, [])
+            continue
+        m = SPLAT.match(line) or SPLAT_ANYWHERE.search(line)
+        if not m:
+            continue
+        if block:
+            expected[block].append(m.group("what"))
+        else:
+            problems.append(f"{domain}: kernel report at line {i} of its console: {m.group('what')}")
+    return problems, expected
+
+
 def evaluate(lines, expect_suites=(), expect_ksft=(), mode="test"):
     """All results and problems found in a console log. Outside test mode (demo, bench) the domains
     run no KUnit and no init-script tests, only the demo kselftest in that mode."""
@@ -238,6 +284,15 @@ def evaluate(lines, expect_suites=(), expect_ksft=(), mode="test"):
     streams = split_console(lines)
     for d in DOMAINS:
         s = streams[d]
+        p, expected = splats(s, d)
+        problems += p
+        for block, seen in expected.items():
+            # XR-SPLAT-BEGIN NAME: the checker NAME names must have fired, and only once.
+            want = block.split(":", 1)[1] if ":" in block else block
+            hit = [w for w in seen if want in w]
+            results.append(Result(d, "checkers", f"{block}: the provoked report is seen and caught",
+                                  "pass" if hit else "fail",
+                                  "" if hit else f"no report containing {want!r} (saw {seen or 'none'})"))
         for line in s:
             if line.startswith("XR-FATAL"):
                 problems.append(f"{d}: {line[len('XR-FATAL '):]}")
@@ -310,7 +365,14 @@ def build_initramfs(args, work):
     obj, xroot = args.obj, args.xen_root
     busybox = shutil.which("busybox") or "/bin/busybox"
     modules = sorted(sh(f"find '{obj}' -name '*.ko'").split())
-    params = f"XR_DOMU_TIMEOUT={STAGES[5][2] + STAGES[6][2]}\nXR_MODE={args.mode}\n"
+    # The domU's whole life, from boot to its last kselftest.
+    names = [st[0] for st in STAGES]
+    domu_timeout = sum(st[2] for st in STAGES[names.index("domU boot"):names.index("dom0 tests")])
+    ksft = " ".join(args.kselftest or KSELFTESTS)
+    # A barrier may wait for the whole of a long step in the other domain (the hostile frontends
+    # take minutes under TCG with the checkers on): longer than the kselftests' own default.
+    params = (f"XR_DOMU_TIMEOUT={domu_timeout}\nXR_MODE={args.mode}\nXR_KSFT='{ksft}'\n"
+              f"XR_SYNC_TIMEOUT=900\n")
     kunit = kunit_cmdline(args)
 
     def common(root):
@@ -319,7 +381,7 @@ def build_initramfs(args, work):
         shutil.copy2(busybox, f"{root}/bin/busybox")
         for f in ("lib.sh", "dom0-tests.sh", "domU-tests.sh"):
             shutil.copy2(f"{HERE}/{f}", f"{root}/usr/share/xr/{f}")
-        for f in KSELFTESTS:
+        for f in KSFT_FILES:
             shutil.copy2(f"{KSFT_DIR}/{f}", f"{root}/usr/share/xr/{f}")
         # The xenstore client: dom0 drives the toolstack with it, the domU's kselftest meets dom0's
         # at barriers kept in xenstore.
@@ -327,7 +389,11 @@ def build_initramfs(args, work):
         shutil.copy2(f"{xroot}/usr/bin/xenstore", f"{root}/usr/bin/xenstore")
         for c in ("read", "write", "ls", "list", "rm", "chmod", "exists", "watch"):
             os.symlink("xenstore", f"{root}/usr/bin/xenstore-{c}")
-        copy_libs([f"{xroot}/usr/bin/xenstore"], root, [f"{xroot}/usr/lib/x86_64-linux-gnu"])
+        os.makedirs(f"{root}/usr/lib/xen-4.17/bin", exist_ok=True)
+        peers = [f"{xroot}/usr/lib/xen-4.17/bin/{t}" for t in PEER_TOOLS]
+        for t in peers:
+            shutil.copy2(t, f"{root}/usr/lib/xen-4.17/bin/")
+        copy_libs([f"{xroot}/usr/bin/xenstore"] + peers, root, [f"{xroot}/usr/lib/x86_64-linux-gnu"])
         for m in modules:
             shutil.copy2(m, f"{root}/lib/modules/xr/")
         with open(f"{root}/etc/xr/params", "w") as f:
@@ -345,18 +411,23 @@ def build_initramfs(args, work):
         os.makedirs(f"{r}/{d}", exist_ok=True)
     os.symlink("../run", f"{r}/var/run")
     tools = [f"{xroot}/usr/lib/xen-4.17/bin/{b}" for b in
-             ("xl", "xenstored", "xenconsoled", "xen-init-dom0", "libxl-save-helper")]
+             ("xl", "xenstored", "xenconsoled", "xen-init-dom0", "libxl-save-helper") + DOM0_PEER_TOOLS]
     for t in tools:
         shutil.copy2(t, f"{r}/usr/lib/xen-4.17/bin/")
     copy_libs(tools, r, [f"{xroot}/usr/lib/x86_64-linux-gnu"])
     shutil.copy2(ATTACH_TOOL, f"{r}/usr/bin/xen-demo-attach")
     shutil.copy2(f"{xroot}/etc/xen/xl.conf", f"{r}/etc/xen/")
     shutil.copy2(f"{xroot}/etc/xen/scripts/hotplugpath.sh", f"{r}/etc/xen/scripts/")
+    # Block and vif hotplug scripts for busybox (Xen's own need bash); see scripts/.
+    for f in ("xr-block", "xr-vif"):
+        shutil.copy2(f"{HERE}/scripts/{f}", f"{r}/etc/xen/scripts/{f}")
+        os.chmod(f"{r}/etc/xen/scripts/{f}", 0o755)
     shutil.copy2(f"{obj}/vmlinux", f"{r}/root/vmlinux")
     shutil.copy2(f"{work}/domU.cpio.gz", f"{r}/root/domU.cpio.gz")
     with open(f"{r}/etc/xen/domU.cfg", "w") as f:
         f.write('name = "domU"\ntype = "pv"\nkernel = "/root/vmlinux"\nramdisk = "/root/domU.cpio.gz"\n'
-                f'extra = "console=hvc0 rdinit=/init{kunit}"\nmemory = 128\nvcpus = 1\n'
+                f'extra = "console=hvc0 rdinit=/init {DOMU_CMDLINE}{kunit}"\n'
+                f'memory = {DOMU_MEM_MB}\nvcpus = {DOMU_VCPUS}\n'
                 'on_poweroff = "destroy"\non_crash = "destroy"\n')
     shutil.copy2(f"{HERE}/dom0-init.sh", f"{r}/init")
     os.chmod(f"{r}/init", 0o755)
@@ -476,15 +547,35 @@ def kunit_cmdline(args):
     return f" kunit.filter_glob={args.kunit_filter}" if args.kunit_filter else ""
 
 
+# The machine: 2 vCPUs (multi-threaded TCG) for Xen, for dom0 and for the domU, so that a handler
+# on one vCPU can race teardown on the other. dom0 uses the FIFO event channel ABI (the default),
+# the domU the 2-level one, so that every run covers both. SLUB checks the kmalloc caches, which
+# the Xen drivers and the Rust kernel crate allocate from (poison, red zones, sanity checks on
+# free), and lkdtm's; not the caches of processes and files, where debugging every object made
+# the shell-driven tests several times slower. lockdep and the atomic-sleep checks are in the
+# config.
+QEMU_SMP = 2
+DOM0_VCPUS = 2
+DOMU_VCPUS = 2
+DOM0_MEM_MB = 768
+DOMU_MEM_MB = 256
+DEBUG_CMDLINE = "slab_debug=FZP,kmalloc-*,lkdtm-heap-*"
+DOM0_CMDLINE = f"console=hvc0 earlyprintk=xen {DEBUG_CMDLINE}"
+DOMU_CMDLINE = f"xen.fifo_events=0 {DEBUG_CMDLINE}"
+
+
 def qemu_cmd(args, initrd):
     kunit = kunit_cmdline(args)
-    xen_cmdline = ("console=com1 com1=115200 dom0_mem=512M,max:512M dom0_max_vcpus=1 loglvl=all "
-                   "guest_loglvl=all console_timestamps=boot")
+    xen_cmdline = (f"console=com1 com1=115200 dom0_mem={DOM0_MEM_MB}M,max:{DOM0_MEM_MB}M "
+                   f"dom0_max_vcpus={DOM0_VCPUS} loglvl=all guest_loglvl=all console_timestamps=boot")
     total = sum(s[2] for s in STAGES)
-    return ["timeout", "--kill-after=10", str(total), "qemu-system-x86_64", "-accel", "tcg", "-cpu", QEMU_CPU,
-            "-m", "1024", "-smp", "1", "-nographic", "-no-reboot", "-monitor", "none", "-serial", "stdio",
+    # -nic none: the domains' network (xen-netfront/netback) exists only inside the emulated machine.
+    return ["timeout", "--kill-after=10", str(total), "qemu-system-x86_64", "-accel", "tcg,thread=multi",
+            "-cpu", QEMU_CPU, "-m", "2048", "-smp", str(QEMU_SMP), "-nographic", "-no-reboot",
+            "-monitor", "none", "-serial", "stdio", "-nic", "none",
             "-kernel", args.xen, "-append", xen_cmdline,
-            "-initrd", f"{args.obj}/arch/x86/boot/bzImage console=hvc0 earlyprintk=xen{kunit},{initrd}"]
+            # QEMU's multiboot module list is comma-separated; ",," is a literal comma.
+            "-initrd", f"{args.obj}/arch/x86/boot/bzImage {DOM0_CMDLINE}{kunit}".replace(",", ",,") + f",{initrd}"]
 
 
 def cmd_run(args):
@@ -709,6 +800,24 @@ def cmd_self_test(args):
            True, "kselftest xen_demo bailed out: the domU at step 3 never came")
     replay("a kselftest cut short fails the run", _console(good, good) + ksft[:3], True,
            "kselftest xen_demo did not finish")
+    # The kernel's checkers: a report in either domain fails the run and names the line; a report
+    # provoked on purpose (between XR-SPLAT markers) is a pass only if it is there.
+    for what, line in (("a WARN_ON", "WARNING: CPU: 1 PID: 42 at drivers/xen/events/events_base.c:123 f+0x1/0x2"),
+                       ("a lockdep report", "WARNING: possible circular locking dependency detected"),
+                       ("a KASAN report", "[   12.345678] BUG: KASAN: slab-use-after-free in f+0x1/0x2"),
+                       ("a sleep in atomic context",
+                        "BUG: sleeping function called from invalid context at mm/slub.c:4100"),
+                       ("an oops", "Oops: 0000 [#1] SMP KASAN"),
+                       ("a report behind user-space output", "ok 3 somethiWARNING: CPU: 0 PID: 1 at x.c:1 f")):
+        replay(f"{what} in the domU fails the run", _console(good, good) + ["[domU] " + line], True,
+               "domU: kernel report at line")
+        replay(f"{what} in dom0 fails the run", _console(good, good) + [line], True, "dom0: kernel report at line")
+    provoked = ["[domU] XR-SPLAT-BEGIN lkdtm:WARNING", "[domU] WARNING: CPU: 0 PID: 9 at lkdtm/bugs.c:1 f",
+                "[domU] XR-SPLAT-END lkdtm:WARNING"]
+    replay("a provoked report between XR-SPLAT markers is a pass", _console(good, good) + provoked, False,
+           "8 passed, 0 failed")
+    replay("a provoked report that never came fails the run",
+           _console(good, good) + [provoked[0], provoked[2]], True, "no report containing 'WARNING'")
     # The bench table: medians per pairing and batch, and the ratio to the C pair.
     bench = [f"[domU] # bench: front={f} back={b} batch=1 requests=1000 ns={ns}"
              for f, b, ns in (("rust_xen_demo_front", "rust_xen_demo_back", 500_000_000),
@@ -775,6 +884,8 @@ def main():
     r.add_argument("--kunit-filter", metavar="GLOB",
                    help="run only the matching KUnit suites/cases in both domains (kunit.filter_glob)")
     r.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every stage's time limit")
+    r.add_argument("--kselftest", action="append", choices=KSELFTESTS,
+                   help="run only this kselftest in both domains (repeatable; default: all)")
     r.add_argument("-v", "--verbose", action="store_true", help="echo the console")
     d = sub.add_parser("demo", parents=[], help="the Rust demo pair, with a transcript of both domains")
     for a in r._actions[1:]:
