@@ -18,28 +18,7 @@ python3 "$XR_TOP/tooling/tree.py" sync
 kmake() { make -C "$XR_SRC" O="$XR_OBJ" "${XR_MAKE_VARS[@]}" "$@"; }
 
 xr_step "build 2/3: configure (tinyconfig + $(basename "$FRAGMENT"))"
-# Inputs of .config: the fragment, and every Kconfig file the overlay or patches touch.
-inputs=$( (cat "$FRAGMENT"; cd "$XR_SRC" && grep -E '(^|/)Kconfig[^/]*$' .xr-managed | xargs -r cat) | sha256sum | cut -d' ' -f1)
-if [ ! -f "$XR_OBJ/.config" ] || [ "$(cat "$XR_OBJ/.xr-config-inputs" 2>/dev/null)" != "$inputs" ]; then
-	kmake -s tinyconfig >"$XR_LOGS/config.log" 2>&1 || { tail -20 "$XR_LOGS/config.log"; xr_die "tinyconfig failed"; }
-	"$XR_SRC/scripts/kconfig/merge_config.sh" -m -O "$XR_OBJ" "$XR_OBJ/.config" "$FRAGMENT" >>"$XR_LOGS/config.log" 2>&1
-	kmake -s olddefconfig >>"$XR_LOGS/config.log" 2>&1 || { tail -20 "$XR_LOGS/config.log"; xr_die "olddefconfig failed"; }
-	bad=0
-	while IFS= read -r line; do
-		case "$line" in
-		CONFIG_*=*) sym=${line%%=*} ;;
-		"# CONFIG_"*" is not set") sym=${line#\# }; sym=${sym%% *} ;;
-		*) continue ;;
-		esac
-		got=$(grep -E "^$sym=|^# $sym is not set" "$XR_OBJ/.config" || echo "$sym undefined")
-		[ "$got" = "$line" ] || { echo "  config: want '$line', got '$got'" >&2; bad=1; }
-	done <"$FRAGMENT"
-	[ $bad = 0 ] || { rm -f "$XR_OBJ/.xr-config-inputs"; xr_die "the fragment did not apply (a dependency is missing; see $XR_LOGS/config.log)"; }
-	echo "$inputs" >"$XR_OBJ/.xr-config-inputs"
-	xr_step "  .config regenerated; every fragment line holds"
-else
-	xr_step "  .config up to date"
-fi
+xr_configure "$XR_OBJ" "$FRAGMENT" "$XR_LOGS/config.log"
 
 # Our Rust files are linted (clippy runs in every build through CLIPPY=1, then rustdoc) whenever their
 # content changes: touching them makes this build recompile them, so their warnings are in this log.
