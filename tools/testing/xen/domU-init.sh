@@ -17,19 +17,18 @@ if [ "$XR_MODE" = test ]; then
 	. /usr/share/xr/domU-tests.sh
 	run_tests domU domU_tests
 fi
-# The domU half of the demo kselftest (or of the demo, or of the benchmark); dom0 runs the other
-# half at the same time.
+# The stock PV drivers (and save/restore) first, then the demo pair; dom0 runs the other halves.
+if [ "$XR_MODE" = test ] && ksft_wanted xen_pv; then
+	echo "XR-KSFT-BEGIN xen_pv"
+	XEN_PV_MODDIR=/lib/modules/xr XEN_PV_TIMEOUT=$XR_SYNC_TIMEOUT sh /usr/share/xr/xen_pv.sh
+	echo "XR-KSFT-END xen_pv rc=$?"
+fi
 if ksft_wanted xen_demo; then
 	echo "XR-KSFT-BEGIN xen_demo"
 	XEN_DEMO_MODE=$XR_MODE XEN_DEMO_MODDIR=/lib/modules/xr XEN_DEMO_TIMEOUT=$XR_SYNC_TIMEOUT sh /usr/share/xr/xen_demo.sh
 	echo "XR-KSFT-END xen_demo rc=$?"
 fi
 if [ "$XR_MODE" = test ]; then
-	if ksft_wanted xen_pv; then
-		echo "XR-KSFT-BEGIN xen_pv"
-		XEN_PV_MODDIR=/lib/modules/xr XEN_PV_TIMEOUT=$XR_SYNC_TIMEOUT sh /usr/share/xr/xen_pv.sh
-		echo "XR-KSFT-END xen_pv rc=$?"
-	fi
 	# The checkers' own proof: lkdtm provokes one report of each kind; the host must find each
 	# inside its markers (and fails the run on any report outside them).
 	provoke WARNING WARNING

@@ -52,10 +52,11 @@ STAGES = [
     ("PV setup", re.compile(r"^XR-STAGE pv-setup$"), 120),
     ("xl create", re.compile(r"^XR-STAGE xl-create$"), 120),
     ("domU boot", re.compile(r"^XR-STAGE domU-boot$"), 900),
-    # The domU's own tests, then the demo kselftest, which runs in both domains at once.
-    ("domU tests", re.compile(r"^\[domU\] XR-STAGE domU-init$"), 1800),
-    # The stock PV drivers, Xen's tools, save/restore and the SMP race (xen_pv.sh, both domains).
-    ("PV kselftest", re.compile(r"^XR-STAGE xen-pv$"), 1500),
+    ("domU tests", re.compile(r"^\[domU\] XR-STAGE domU-init$"), 600),
+    # The kselftests, each run in both domains at once: the stock PV drivers, Xen's tools,
+    # save/restore and the SMP race (xen_pv.sh), then the demo pair (xen_demo.sh).
+    ("PV kselftest", re.compile(r"^\[domU\] XR-KSFT-BEGIN xen_pv$"), 1500),
+    ("demo kselftest", re.compile(r"^\[domU\] XR-KSFT-BEGIN xen_demo$"), 1500),
     ("dom0 tests", re.compile(r"^XR-STAGE dom0-tests$"), 180),
     ("shutdown", re.compile(r"^XR-DONE dom0$"), 60),
 ]

@@ -63,8 +63,10 @@ skip_all() {
 now() { cut -d. -f1 /proc/uptime; }
 
 # wait_until SECONDS WHAT CMD...: poll CMD until it succeeds; fail naming WHAT after SECONDS.
+# Polls come quickly at first and then once a second, so that a long wait (the other domain at a
+# barrier) does not take the CPUs the domains share away from the work it waits for.
 wait_until() {
-	local secs=$1 what=$2 end
+	local secs=$1 what=$2 end tries=0
 	shift 2
 	end=$(($(now) + secs))
 	until "$@" >"$tmp.wait" 2>&1; do
@@ -74,7 +76,14 @@ wait_until() {
 			cat "$tmp.wait"
 			return 1
 		fi
-		sleep 0.1
+		tries=$((tries + 1))
+		if [ $tries -le 10 ]; then
+			sleep 0.1
+		elif [ $tries -le 20 ]; then
+			sleep 0.3
+		else
+			sleep 1
+		fi
 	done
 }
 

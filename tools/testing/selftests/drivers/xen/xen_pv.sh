@@ -26,7 +26,7 @@
 #   XEN_PV_MODDIR       directory holding the .ko files (default: modprobe by name)
 #   XEN_PV_TIMEOUT      seconds the other domain may take to reach a barrier (default 300)
 #   XEN_PV_SAVE_CYCLES  save/restore cycles (default 3)
-#   XEN_PV_RACE_CYCLES  flood-and-remove cycles per frontend and way of removing (default 5)
+#   XEN_PV_RACE_CYCLES  flood-and-remove cycles per frontend and way of removing (default 3)
 #   XEN_PV_DOMID_FILE   where dom0 writes the domain's id after each restore, and "saving" while
 #                       the domain is saved and not yet restored (default none)
 #   XEN_DEMO_ATTACH     the demo attach tool (default: xen-demo-attach in PATH, then tools/xen/)
@@ -36,7 +36,7 @@ DIR=$(dirname "$0")
 MODDIR=${XEN_PV_MODDIR:-}
 SYNC_TIMEOUT=${XEN_PV_TIMEOUT:-300}
 SAVE_CYCLES=${XEN_PV_SAVE_CYCLES:-3}
-RACE_CYCLES=${XEN_PV_RACE_CYCLES:-5}
+RACE_CYCLES=${XEN_PV_RACE_CYCLES:-3}
 DOMID_FILE=${XEN_PV_DOMID_FILE:-}
 KSFT_NAME=xen_pv
 . "$DIR/xen_lib.sh"
@@ -216,6 +216,17 @@ net_listen() {
 	nc -l -p "$1" -e dd of="$2" 2>/dev/null &
 }
 
+has_line() { grep -q "$2" "$1"; }
+
+# What the network looks like, as diagnostics after a failure.
+net_diag() {
+	for f in "ip addr" "ip route" "ip neigh" "cat /proc/net/dev" "cat /proc/interrupts"; do
+		$f >"$tmp.net" 2>&1
+		sed "s|^|# $f: |" "$tmp.net"
+	done
+	echo "# vif states: frontend $(xs_read device/vif/0/state 2>/dev/null) backend $(xs_read "$(xs_read device/vif/0/backend)/state")"
+}
+
 net() {
 	if on dom0; then
 		check "net: the vif is up as $DOM0_IP" sh -c "ip addr show dev vif$DOMU.0 >$tmp.ip && grep -q 'inet $DOM0_IP/' $tmp.ip"
@@ -231,8 +242,11 @@ net() {
 	if on domU; then
 		check "net: load xen-netfront" mod_load xen-netfront
 		check "net: eth0 appears" wait_until 60 eth0 test -e /sys/class/net/eth0
+		check "net: the vif is Connected" wait_until 60 "device/vif/0 Connected" state_is device/vif/0 4
 		check "net: eth0 up as $DOMU_IP" sh -c "ip link set eth0 up && ip addr add $DOMU_IP/24 dev eth0"
-		check "net: ping dom0" ping -c 3 -W 5 $DOM0_IP
+		check "net: eth0 has a carrier" wait_until 30 "eth0's carrier" has_line /sys/class/net/eth0/carrier '^1$'
+		check "net: dom0 answers a ping" wait_until 30 "a ping reply" ping -c 1 -W 2 $DOM0_IP
+		check "net: ping dom0" ping -c 3 -W 5 $DOM0_IP || net_diag
 		random /tmp/ntx $((NET_MB * 1024))
 		publish net-rx "$(sha /tmp/ntx)"
 		check "net: TCP, $NET_MB MiB to dom0" timeout 120 nc $DOM0_IP 5001 </tmp/ntx
@@ -243,7 +257,7 @@ net() {
 	barrier "net done"
 	if on dom0; then
 		check "net: dom0's receiver finished" wait_until 60 "nc on port 5001 to exit" sh -c "! kill -0 $RX_PID"
-		check "net: what the domU sent arrived intact" sha_is /tmp/net-rx "$(peer_value net-rx)"
+		check "net: what the domU sent arrived intact" sha_is /tmp/net-rx "$(peer_value net-rx)" || net_diag
 		kill $TX_PID 2>/dev/null
 		rm -f /tmp/net-rx /tmp/net-tx
 	fi
