@@ -203,7 +203,10 @@ blk_hotplug() {
 	barrier "xvdb detached"
 	if on domU; then
 		check "blk hotplug: /dev/xvdb is gone" wait_until 30 "/dev/xvdb to go" sh -c '! test -e /sys/block/xvdb'
-		check "blk hotplug: grant references back to baseline" wait_until 10 "$G1 grants" grants_are "$G1"
+		# xvda's persistent grants may be purged meanwhile (blkfront frees idle ones), so the
+		# count may fall below what it was before xvdb came, but never stay above it.
+		check "blk hotplug: grant references not above the count before xvdb" \
+			wait_until 10 "at most $G1 grants" grants_at_most "$G1"
 		check "blk hotplug: event channels back to baseline" wait_until 10 "$E1 event channels" evtchns_are "$E1"
 	fi
 }
@@ -217,6 +220,12 @@ net_listen() {
 }
 
 has_line() { grep -q "$2" "$1"; }
+
+grants_at_most() {
+	local v
+	v=$(stat_of $GRANTS in_use) || return 1
+	[ "$v" -le "$1" ] || { echo "$v grant references in use, want at most $1"; return 1; }
+}
 
 # What the network looks like, as diagnostics after a failure.
 net_diag() {
@@ -384,16 +393,10 @@ save_restore() {
 			publish net-rx "$(sha /tmp/ntx)"
 			check "restore $c: TCP, 1 MiB to dom0" timeout 60 nc $DOM0_IP 5003 </tmp/ntx
 			rm -f /tmp/ntx
-			# blkfront and netfront grant their rings and buffers anew on resume, so the count
-			# may differ from before saving; it must not grow from one cycle to the next (and
-			# the end of the test checks it against the start).
-			if [ $c = 1 ]; then
-				GR=$(stat_of $GRANTS in_use)
-				echo "# grant references in use: $G1 before saving, $GR after the first restore"
-			else
-				check "restore $c: grant references as after the first restore" \
-					wait_until 10 "$GR grants" grants_are "$GR"
-			fi
+			# blkfront and netfront grant their rings and buffers anew on resume, and blkfront
+			# frees idle persistent grants on a timer, so the count moves; that nothing leaks is
+			# checked exactly once the stock frontends are unloaded (back to the baseline).
+			echo "# grant references in use: $G1 before saving, $(stat_of $GRANTS in_use) after restore $c"
 			check "restore $c: event channels as before saving" wait_until 10 "$E1 event channels" evtchns_are "$E1"
 		fi
 		barrier "checked $c"
