@@ -63,13 +63,8 @@ else
 	res fail "series: export failed (see $XR_LOGS/series.log)"; tail -5 "$XR_LOGS/series.log"
 fi
 
-# The gates build while the harness runs: QEMU keeps about one of the two cores busy, and at the
-# lowest priority the gates take what it leaves (about 8 minutes of building that would otherwise
-# add to the run). Their results are counted after the Xen run.
-xr_step "check 5/7: build gates (Rust without Xen; a domU-only kernel), in the background at nice 19"
-xr_step "  progress: $XR_LOGS/gates.progress"
-nice -n 19 bash "$XR_TOP/tooling/gates.sh" >"$XR_LOGS/gates.status" 2>"$XR_LOGS/gates.progress" &
-gates_pid=$!
+xr_step "check 5/7: build gates (Rust without Xen; a domU-only kernel)"
+while read -r st msg; do res "$st" "$msg"; done < <(bash "$XR_TOP/tooling/gates.sh")
 
 xr_step "check 6/7: harness self-tests (failures must be caught)"
 python3 "$XR_TOP/tools/testing/xen/xen-test.py" self-test 2>&1 | tee "$XR_LOGS/self-test.log" | sed '$d'
@@ -82,9 +77,4 @@ python3 "$XR_TOP/tools/testing/xen/xen-test.py" run --obj "$XR_OBJ" --xen "$XR_X
 	--expect-suite rust_xen_xenstore --expect-kselftest xen_demo --expect-kselftest xen_pv 2>&1 |
 	tee "$XR_LOGS/xen-test.log" | sed '$d'
 add_counts "$XR_LOGS/xen-test.log" "Xen run"
-
-xr_step "build gates: waiting for them to finish"
-wait "$gates_pid"
-grep -q . "$XR_LOGS/gates.status" || res fail "build gates: no result (see $XR_LOGS/gates.progress)"
-while read -r st msg; do res "$st" "$msg"; done <"$XR_LOGS/gates.status"
 finish
