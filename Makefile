@@ -3,6 +3,7 @@
 # Rust for Xen on Linux 7.3. This repository is an overlay on linux-source-7.3: see README.md.
 #
 #   make check    setup + build + lint + series + Xen harness; ends with `N passed, N failed`
+#   make check-full  the same with the kselftests' repeated cycles in full (about 12 min longer)
 #   make demo     boot Xen, dom0 and domU; the Rust demo pair's exchange, traced on both sides
 #   make bench    round trips per second of the four Rust/C demo pairings, batch 1 and 32
 #   make setup    install the toolchain, QEMU, Xen and the Linux source (idempotent)
@@ -13,11 +14,14 @@
 XR_CACHE ?= /var/cache/xen-rust
 export XR_CACHE
 
-.PHONY: all check demo bench setup build series clean distclean
+.PHONY: all check check-full demo bench setup build series clean distclean
 all: build
 
 check:
 	@bash tooling/check.sh
+
+check-full:
+	@XR_FULL=1 bash tooling/check.sh
 
 setup:
 	@bash tooling/setup.sh

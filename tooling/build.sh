@@ -31,7 +31,7 @@ if [ "$(cat "$XR_OBJ/.xr-lint-clean" 2>/dev/null)" != "$lintkey" ]; then
 	(cd "$XR_SRC" && touch "${rsfiles[@]}")
 fi
 
-xr_step "build 3/3: make -j$JOBS bzImage vmlinux modules (CLIPPY=1; log: $log; ~8 min from scratch)"
+xr_step "build 3/3: make -j$JOBS bzImage vmlinux modules (CLIPPY=1; log: $log; ~13 min from scratch)"
 start=$(xr_now)
 if ! kmake -j"$JOBS" bzImage vmlinux modules >"$log" 2>&1; then
 	grep -E -B2 -A8 'error(\[E[0-9]+\])?:|Error [0-9]' "$log" | head -60

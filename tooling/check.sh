@@ -70,8 +70,11 @@ xr_step "check 6/7: harness self-tests (failures must be caught)"
 python3 "$XR_TOP/tools/testing/xen/xen-test.py" self-test 2>&1 | tee "$XR_LOGS/self-test.log" | sed '$d'
 add_counts "$XR_LOGS/self-test.log" "harness self-tests"
 
-xr_step "check 7/7: Xen 4.17 + dom0 + domU under QEMU TCG"
-python3 "$XR_TOP/tools/testing/xen/xen-test.py" run --obj "$XR_OBJ" --xen "$XR_XEN/xen" \
+# `make check-full` (XR_FULL=1): the kselftests' repeated cycles in full; see README.md.
+full=()
+[ "${XR_FULL:-0}" = 1 ] && full=(--full)
+xr_step "check 7/7: Xen 4.17 + dom0 + domU under QEMU TCG${full:+ (full cycles)}"
+python3 "$XR_TOP/tools/testing/xen/xen-test.py" run "${full[@]}" --obj "$XR_OBJ" --xen "$XR_XEN/xen" \
 	--xen-root "$XR_XEN/root" --logs "$XR_LOGS" --expect-suite rust_xen_domain \
 	--expect-suite rust_xen_ring --expect-suite rust_xen_events --expect-suite rust_xen_grant_table \
 	--expect-suite rust_xen_xenstore --expect-kselftest xen_demo --expect-kselftest xen_pv 2>&1 |

@@ -372,8 +372,11 @@ def build_initramfs(args, work):
     ksft = " ".join(args.kselftest or KSELFTESTS)
     # A barrier may wait for the whole of a long step in the other domain (the hostile frontends
     # take minutes under TCG with the checkers on): longer than the kselftests' own default.
+    # The repeated cycles of the kselftests: a few in `make check`, all of them with --full
+    # (`make check-full`); both domains read the same numbers, since their barriers count them.
+    demo_cycles, race_cycles = (20, 3) if getattr(args, "full", False) else (2, 1)
     params = (f"XR_DOMU_TIMEOUT={domu_timeout}\nXR_MODE={args.mode}\nXR_KSFT='{ksft}'\n"
-              f"XR_SYNC_TIMEOUT=900\n")
+              f"XR_SYNC_TIMEOUT=900\nXR_DEMO_CYCLES={demo_cycles}\nXR_RACE_CYCLES={race_cycles}\n")
     kunit = kunit_cmdline(args)
 
     def common(root):
@@ -457,9 +460,12 @@ def run_console(cmd, log_path, scale=1.0, echo=None):
         q.put(None)
 
     threading.Thread(target=reader, daemon=True).start()
-    entered = time.monotonic()
+    entered = start = time.monotonic()
     done_at = None
-    with open(log_path, "w") as log:
+    # Beside the log, the same lines with the host's seconds since the start: where a run's time
+    # goes (the guests' own clocks stop while a domain is saved).
+    timed_path = re.sub(r"\.log$", "", log_path) + ".timed.log"
+    with open(log_path, "w") as log, open(timed_path, "w") as timed:
         while True:
             limit = STAGES[out.stage][2] * scale
             try:
@@ -473,6 +479,7 @@ def run_console(cmd, log_path, scale=1.0, echo=None):
                 out.lines.append(line)
                 log.write(line + "\n")
                 log.flush()
+                timed.write(f"{now - start:7.1f} {line}\n")
                 if echo:
                     echo(line)
                 for i in range(len(STAGES) - 1, out.stage, -1):
@@ -887,6 +894,9 @@ def main():
     r.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every stage's time limit")
     r.add_argument("--kselftest", action="append", choices=KSELFTESTS,
                    help="run only this kselftest in both domains (repeatable; default: all)")
+    r.add_argument("--full", action="store_true",
+                   help="the kselftests' repeated cycles in full (20 demo reload/attach cycles of each "
+                        "kind, 3 race cycles of each kind) instead of 2 and 1")
     r.add_argument("-v", "--verbose", action="store_true", help="echo the console")
     d = sub.add_parser("demo", parents=[], help="the Rust demo pair, with a transcript of both domains")
     for a in r._actions[1:]:

@@ -74,19 +74,9 @@ case $MODE in
 test | bench | demo) ;;
 *) skip_all "XEN_DEMO_MODE must be test, bench or demo, not '$MODE'" ;;
 esac
-[ -r /sys/hypervisor/type ] && [ "$(cat /sys/hypervisor/type)" = xen ] || skip_all "not running on Xen"
-command -v xenstore-read >/dev/null 2>&1 || skip_all "the xenstore tools are missing"
-if [ $ROLE = dom0 ]; then
-	grep -q control_d /proc/xen/capabilities 2>/dev/null || skip_all "--domu is for dom0"
-	[ -n "$DOMU" ] || skip_all "--domu needs a domain id"
-	ATTACH=${XEN_DEMO_ATTACH:-$(command -v xen-demo-attach || echo "$DIR/../../../../xen/xen-demo-attach")}
-	[ -x "$ATTACH" ] || skip_all "xen-demo-attach not found"
-	PEER=domU
-else
-	! grep -q control_d /proc/xen/capabilities 2>/dev/null || skip_all "in dom0, run with --domu DOMID"
+take_role
+if [ $ROLE = domU ]; then
 	DOMU=$(xs_read domid) || skip_all "cannot read our domain id from xenstore"
-	[ -r $GRANTS ] || skip_all "$GRANTS is missing (no debugfs?)"
-	PEER=dom0
 fi
 
 FE=/local/domain/$DOMU/device/demo/$DEVID

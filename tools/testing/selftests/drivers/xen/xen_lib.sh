@@ -2,13 +2,36 @@
 #
 # Shared by the Xen kselftests of this directory (sourced): KTAP output, waits under deadlines,
 # xenstore and /proc readers, module load/unload, and the barriers at which the instance in dom0 and
-# the instance in the frontend domain meet. The sourcing script sets ROLE (dom0 or domU), PEER (the
-# other one), SYNC (the xenstore directory of the barriers) and SYNC_TIMEOUT, and may set KSFT_NAME
-# (the name of its temporary files).
+# the instance in the frontend domain meet. The sourcing script sets ROLE (dom0 or domU; DOMU in
+# dom0) and calls take_role, which sets PEER (the other one); it sets SYNC (the xenstore directory of
+# the barriers) and SYNC_TIMEOUT, and may set KSFT_NAME (the name of its temporary files).
 
 KSFT_PASS=0
 KSFT_FAIL=1
 KSFT_SKIP=4
+
+# --- Roles --------------------------------------------------------------------------------------
+
+# take_role: skip the whole test unless it runs on Xen, with the xenstore tools, in the kind of
+# domain ROLE names: dom0 (the script was given --domu DOMU; or "setup", dom0 before the frontend
+# domain exists) or a frontend domain (domU). Sets PEER, and in dom0 ATTACH (the demo's attach tool).
+take_role() {
+	[ -r /sys/hypervisor/type ] && [ "$(cat /sys/hypervisor/type)" = xen ] || skip_all "not running on Xen"
+	command -v xenstore-read >/dev/null 2>&1 || skip_all "the xenstore tools are missing"
+	if [ "$ROLE" = setup ]; then
+		grep -q control_d /proc/xen/capabilities 2>/dev/null || skip_all "--setup is for dom0"
+	elif [ "$ROLE" = dom0 ]; then
+		grep -q control_d /proc/xen/capabilities 2>/dev/null || skip_all "--domu is for dom0"
+		[ -n "$DOMU" ] || skip_all "--domu needs a domain id"
+		ATTACH=${XEN_DEMO_ATTACH:-$(command -v xen-demo-attach || echo "$DIR/../../../../xen/xen-demo-attach")}
+		[ -x "$ATTACH" ] || skip_all "xen-demo-attach not found"
+		PEER=domU
+	else
+		! grep -q control_d /proc/xen/capabilities 2>/dev/null || skip_all "in dom0, run with --domu DOMID"
+		[ -r $GRANTS ] || skip_all "$GRANTS is missing (no debugfs?)"
+		PEER=dom0
+	fi
+}
 
 # --- KTAP ---------------------------------------------------------------------------------------
 

@@ -66,8 +66,7 @@ case ${1:-} in
 '') ;;
 *) skip_all "unknown argument $1" ;;
 esac
-[ -r /sys/hypervisor/type ] && [ "$(cat /sys/hypervisor/type)" = xen ] || skip_all "not running on Xen"
-command -v xenstore-read >/dev/null 2>&1 || skip_all "the xenstore tools are missing"
+take_role
 [ -d $TOOLS ] && PATH=$PATH:$TOOLS
 
 sha() { sha256sum "$1" >"$tmp.sha" && read -r s _ <"$tmp.sha" && echo "$s"; }
@@ -109,16 +108,8 @@ fi
 # --- Roles --------------------------------------------------------------------------------------
 
 if [ $ROLE = dom0 ]; then
-	grep -q control_d /proc/xen/capabilities 2>/dev/null || skip_all "--domu is for dom0"
-	[ -n "$DOMU" ] || skip_all "--domu needs a domain id"
-	ATTACH=${XEN_DEMO_ATTACH:-$(command -v xen-demo-attach || echo "$DIR/../../../../xen/xen-demo-attach")}
-	[ -x "$ATTACH" ] || skip_all "xen-demo-attach not found"
-	PEER=domU
 	SYNC=/local/domain/$DOMU/data/xen-pv-test
 else
-	! grep -q control_d /proc/xen/capabilities 2>/dev/null || skip_all "in dom0, run with --domu DOMID"
-	[ -r $GRANTS ] || skip_all "$GRANTS is missing (no debugfs?)"
-	PEER=dom0
 	# Relative to our xenstore home, which moves with our domain id on restore.
 	SYNC=data/xen-pv-test
 fi
