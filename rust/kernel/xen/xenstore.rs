@@ -66,12 +66,9 @@ impl Value {
         core::str::from_utf8(self.as_bytes()).map_err(|_| EINVAL)
     }
 
-    /// Parses the value; anything but exactly a well-formed value of `T` is `EINVAL`.
-    ///
-    /// Surrounding whitespace and a trailing newline are not accepted: xenstore values written
-    /// by the toolstack and by drivers carry none.
-    pub fn parse<T: core::str::FromStr>(&self) -> Result<T> {
-        self.as_str()?.parse::<T>().map_err(|_| EINVAL)
+    /// Parses the value as a `T`; see [`FromValue`] for what is accepted.
+    pub fn parse<T: FromValue>(&self) -> Result<T> {
+        T::from_value(self.as_bytes())
     }
 }
 
@@ -81,6 +78,67 @@ impl Drop for Value {
         unsafe { bindings::kfree(self.ptr.as_ptr().cast()) };
     }
 }
+
+/// A type a xenstore value can be parsed as, strictly: exactly the form the toolstack and
+/// drivers write (`%u`), nothing that a lenient parser would also take.
+///
+/// For the unsigned integer types that is a decimal number made of ASCII digits only, without
+/// a sign, surrounding whitespace, a trailing newline, leading zeros (`"0"` itself is fine) or a
+/// radix prefix: `"+12"`, `" 12"`, `"012"`, `"0x1"`, `"12\n"` and `""` are `EINVAL`, and a
+/// number that does not fit the type is `ERANGE`.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::xen::xenstore::FromValue;
+///
+/// assert_eq!(u32::from_value(b"4294967295"), Ok(u32::MAX));
+/// assert_eq!(u32::from_value(b"0"), Ok(0));
+/// for bad in [&b"+12"[..], b" 12", b"012", b"0x1", b"12\n", b"", b"-1", b"1 2"] {
+///     assert_eq!(u32::from_value(bad), Err(EINVAL));
+/// }
+/// assert_eq!(u32::from_value(b"4294967296"), Err(ERANGE));
+/// assert_eq!(u8::from_value(b"256"), Err(ERANGE));
+/// ```
+pub trait FromValue: Sized + private::Sealed {
+    /// Parses `bytes`, a xenstore value without its terminating NUL.
+    fn from_value(bytes: &[u8]) -> Result<Self>;
+}
+
+mod private {
+    pub trait Sealed {}
+}
+
+impl private::Sealed for u64 {}
+
+impl FromValue for u64 {
+    fn from_value(bytes: &[u8]) -> Result<Self> {
+        let digits_only = !bytes.is_empty() && bytes.iter().all(u8::is_ascii_digit);
+        if !digits_only || (bytes.len() > 1 && bytes.first() == Some(&b'0')) {
+            return Err(EINVAL);
+        }
+        bytes.iter().try_fold(0u64, |value, &digit| {
+            value
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u64::from(digit - b'0')))
+                .ok_or(ERANGE)
+        })
+    }
+}
+
+macro_rules! from_value_via_u64 {
+    ($($t:ty),*) => {$(
+        impl private::Sealed for $t {}
+
+        impl FromValue for $t {
+            fn from_value(bytes: &[u8]) -> Result<Self> {
+                <$t>::try_from(u64::from_value(bytes)?).map_err(|_| ERANGE)
+            }
+        }
+    )*};
+}
+
+from_value_via_u64!(u8, u16, u32, usize);
 
 /// The entries of a xenstore directory, freed on drop.
 ///
@@ -214,9 +272,9 @@ impl Xenstore {
         read_in(XBT_NIL, dir, node)
     }
 
-    /// Reads `dir/node` and parses it as a `T`; a malformed value is `EINVAL`, a missing one
-    /// `ENOENT`.
-    pub fn read_parsed<T: core::str::FromStr>(dir: &CStr, node: &CStr) -> Result<T> {
+    /// Reads `dir/node` and parses it as a `T` ([`FromValue`]); a malformed value is `EINVAL`, one
+    /// out of range `ERANGE`, a missing one `ENOENT`.
+    pub fn read_parsed<T: FromValue>(dir: &CStr, node: &CStr) -> Result<T> {
         read_in(XBT_NIL, dir, node)?.parse()
     }
 
@@ -282,7 +340,7 @@ impl Transaction {
     }
 
     /// Reads and parses `dir/node` within the transaction.
-    pub fn read_parsed<T: core::str::FromStr>(&self, dir: &CStr, node: &CStr) -> Result<T> {
+    pub fn read_parsed<T: FromValue>(&self, dir: &CStr, node: &CStr) -> Result<T> {
         read_in(self.t, dir, node)?.parse()
     }
 
@@ -354,8 +412,14 @@ pub fn transaction<T>(mut body: impl FnMut(&Transaction) -> Result<T>) -> Result
 
 /// What a [`Watch`] calls when the watched node or something under it changes.
 pub trait WatchHandler: Sync {
-    /// Called in process context (the xenwatch thread) with no locks held. `path` is the node
-    /// that changed; it is under the watched node but otherwise chosen by whoever wrote it.
+    /// Called in process context, by the xenwatch thread, with `xenwatch_mutex` held (it
+    /// serialises every watch callback and driver state change of the xenbus core). `path` is
+    /// the node that changed; it is under the watched node but otherwise chosen by whoever
+    /// wrote it.
+    ///
+    /// The handler must not wait for anything that itself waits for xenwatch: for instance for
+    /// another thread that is dropping a [`Watch`] or unregistering a xenbus driver, which would
+    /// deadlock.
     fn changed(&self, path: &CStr);
 }
 
@@ -441,9 +505,17 @@ unsafe fn watch_of<'a, H: WatchHandler>(w: *mut bindings::xenbus_watch) -> &'a W
     unsafe { &*crate::container_of!(w.cast::<Opaque<bindings::xenbus_watch>>(), Watch<H>, watch) }
 }
 
+// SAFETY: Shared references only reach atomics and the handler, which is `Sync`; the xenbus
+// watch inside is only touched by xenbus, under its own locks, and by drop, which may run on any
+// thread (in process context).
+unsafe impl<H: WatchHandler + Send> Send for Watch<H> {}
+// SAFETY: See `Send`.
+unsafe impl<H: WatchHandler> Sync for Watch<H> {}
+
 /// # Safety
 ///
-/// `w` must be the `watch` field of a live `Watch<H>`, and the xenbus event lock held.
+/// `w` must be the `watch` field of a live `Watch<H>`, and xenbus' `watches_lock` held (as in
+/// `xs_watch_msg`, which queues the event if this returns `true`).
 unsafe extern "C" fn will_handle_callback<H: WatchHandler>(
     w: *mut bindings::xenbus_watch,
     _path: *const c_char,
@@ -451,8 +523,13 @@ unsafe extern "C" fn will_handle_callback<H: WatchHandler>(
 ) -> bool {
     // SAFETY: xenbus calls this only for registered watches, which are live `Watch<H>`s.
     let me = unsafe { watch_of::<H>(w) };
-    // SAFETY: Called with the xenbus event lock held, which protects `nr_pending`.
-    let pending = unsafe { (*w).nr_pending };
+    // `nr_pending` is raised under `watches_lock` by the only thread that calls this, so it
+    // cannot grow between this read and the queueing; the xenwatch thread lowers it under
+    // `watch_events_lock` only. A racing decrement may make the value read stale (one event
+    // dropped that would have fit), never let the queue grow past `max_pending`.
+    // SAFETY: `w` is valid (see above); the volatile read is the `READ_ONCE` of a field another
+    // thread writes.
+    let pending = unsafe { core::ptr::read_volatile(&raw const (*w).nr_pending) };
     if pending >= me.max_pending {
         me.dropped.fetch_add(1, Ordering::Relaxed);
         return false;
