@@ -11,12 +11,16 @@
 //! notifies the other with [`Registration::notify`].
 //!
 //! Backends serving an untrusted frontend use the late-EOI form: the event channel stays masked
-//! until the handler's work is done, so a frontend flooding events cannot monopolise dom0
-//! (XSA-332). Here the handler returns a [`LateEoi`] and the EOI is sent for it: it cannot be
-//! forgotten.
+//! until the handler's work is done, and an event that carried no work is reported as such, so
+//! the event core throttles a frontend that floods events (XSA-332). Here the handler returns a
+//! [`LateEoi`] and the EOI is sent for it: it cannot be forgotten. A handler that has more work
+//! than it should do in hard interrupt context returns [`LateEoi::Deferred`]: the rest runs in a
+//! work item ([`LateEoiHandler::handle_deferred`]), with the channel still masked, and the EOI is
+//! sent when that is done. A frontend that keeps producing requests then costs the backend's
+//! domain bounded interrupt time and work items, not a CPU held in interrupt context.
 
 use crate::ffi::{c_int, c_uint, c_void};
-use crate::{bindings, error::to_result, irq::IrqReturn, prelude::*, str::CStr};
+use crate::{bindings, error::to_result, irq::IrqReturn, prelude::*, str::CStr, types::Opaque};
 use core::{
     marker::PhantomPinned,
     sync::atomic::{AtomicU32, Ordering},
@@ -114,19 +118,36 @@ pub trait Handler: Sync {
 /// What a late-EOI handler did with an event; the EOI that unmasks the channel is sent for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LateEoi {
-    /// The event carried work.
+    /// The event carried work, all done: the EOI is sent now.
     Handled,
-    /// The event carried no work. The event core delays the channel of a peer that sends many
-    /// of those (a storm, XSA-391).
+    /// The event carried no work: the EOI is sent now, flagged spurious. The event core delays
+    /// the channel of a peer that sends many of those (a storm, XSA-391).
     Spurious,
+    /// The event carried more work than the handler does at once: the channel stays masked and
+    /// [`LateEoiHandler::handle_deferred`] continues in process context, from a work item,
+    /// until it returns [`Handled`](Self::Handled) or [`Spurious`](Self::Spurious).
+    Deferred,
 }
 
 /// The handler of an event channel bound with [`LateEoiRegistration`].
 pub trait LateEoiHandler: Sync {
-    /// Called in hard interrupt context. The channel stays masked until the EOI that follows the
-    /// return, so a peer cannot fire this again while it runs. `peer` notifies the other end,
-    /// for instance after pushing responses.
+    /// Called in hard interrupt context. The channel stays masked until the EOI, so a peer
+    /// cannot fire this again while it runs, nor while its deferred part runs. `peer` notifies
+    /// the other end, for instance after pushing responses.
+    ///
+    /// It should do a bounded amount of work and return [`LateEoi::Deferred`] if more is left.
     fn handle(&self, peer: &Notifier) -> LateEoi;
+
+    /// Continues the work of an event for which [`handle`](Self::handle) or the previous call
+    /// returned [`LateEoi::Deferred`]. Called in process context (it may sleep), from a work item
+    /// on the system's unbound workqueue; never at the same time as `handle`. Returning
+    /// [`LateEoi::Deferred`] again queues the work item again, so other work runs in between.
+    ///
+    /// The default sends the EOI without doing anything, for handlers that never defer.
+    fn handle_deferred(&self, peer: &Notifier) -> LateEoi {
+        let _ = peer;
+        LateEoi::Handled
+    }
 }
 
 /// Notifies the other end of the channel a handler runs for.
@@ -153,8 +174,95 @@ struct Bound {
     events: AtomicU32,
 }
 
+/// The work item that runs the deferred part of a late-EOI handler
+/// ([`LateEoiHandler::handle_deferred`]).
+///
+/// # Invariants
+///
+/// `work` is initialised, with the work function of the registration that holds this.
+#[pin_data]
+struct Deferred {
+    #[pin]
+    work: Opaque<bindings::work_struct>,
+    /// How many times the handler's work was deferred.
+    deferrals: AtomicU32,
+}
+
+impl Deferred {
+    /// # Safety
+    ///
+    /// `func` must be sound to call with the address of the `work` field of the object
+    /// initialised, for as long as the work item may be queued.
+    unsafe fn new(func: unsafe extern "C" fn(*mut bindings::work_struct)) -> impl PinInit<Self> {
+        pin_init!(Self {
+            // SAFETY: The caller vouches for `func`.
+            work <- Opaque::ffi_init(|slot| unsafe { Self::init_work(slot, func) }),
+            deferrals: AtomicU32::new(0),
+        })
+    }
+
+    /// Initialises the work item at `slot` with `func`.
+    ///
+    /// Not inlined, and not generic, so that the lockdep class and its name live in the kernel
+    /// image: lockdep keeps the name pointer for as long as the class exists, which is longer
+    /// than any module that binds a channel.
+    ///
+    /// # Safety
+    ///
+    /// `slot` must be valid for writes, and `func` as for [`Deferred::new`].
+    #[inline(never)]
+    unsafe fn init_work(
+        slot: *mut bindings::work_struct,
+        func: unsafe extern "C" fn(*mut bindings::work_struct),
+    ) {
+        // SAFETY: `slot` is valid for writes (the caller's guarantee); the name and the lock
+        // class are statics of the kernel image.
+        unsafe {
+            bindings::init_work_with_key(
+                slot,
+                Some(func),
+                false,
+                c"xen_lateeoi_deferred".as_char_ptr(),
+                crate::sync::static_lock_class!().as_ptr(),
+            )
+        }
+    }
+
+    /// Queues the work item (it is not queued: the channel is masked until it sends the EOI).
+    fn queue(&self) {
+        self.deferrals.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: The work item is initialised (type invariant); the unbound system workqueue
+        // always exists.
+        unsafe {
+            bindings::queue_work_on(
+                bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
+                bindings::system_dfl_wq,
+                self.work.get(),
+            )
+        };
+    }
+
+    /// Stops the deferred part for good, before `irq` is unbound: once this returns, neither
+    /// the handler nor its deferred part runs, nor will again.
+    ///
+    /// # Safety
+    ///
+    /// `irq` must be the IRQ of the registration that holds this.
+    unsafe fn stop(&self, irq: u32) {
+        // SAFETY: `irq` is bound (the caller's guarantee). `disable_irq` waits for a running
+        // handler and keeps the handler from running again, so nothing queues the work item
+        // any more except the work item itself, which `cancel_work_sync` copes with: it
+        // returns once the work item is neither queued nor running.
+        unsafe {
+            bindings::disable_irq(irq);
+            bindings::cancel_work_sync(self.work.get());
+        }
+    }
+}
+
 macro_rules! registration {
-    ($name:ident, $trait:ident, $bind:ident, $callback:ident, $doc:literal) => {
+    ($name:ident, $trait:ident, $bind:ident, $callback:ident, $doc:literal
+     $(, deferred: $deferred:ident, $work_fn:ident)?) => {
         #[doc = $doc]
         ///
         /// The handler may run as soon as the port is bound, even before the constructor returns;
@@ -167,6 +275,10 @@ macro_rules! registration {
         #[pin_data(PinnedDrop)]
         pub struct $name<T: $trait> {
             bound: Bound,
+            $(
+            #[pin]
+            $deferred: Deferred,
+            )?
             #[pin]
             handler: T,
             #[pin]
@@ -174,8 +286,14 @@ macro_rules! registration {
         }
 
         impl<T: $trait> $name<T> {
-            /// Binds `port` to `handler`. The port is closed when the registration is dropped,
-            /// or right away if binding fails.
+            /// Binds `port` to `handler`. The port is closed when the registration is dropped.
+            ///
+            /// If binding fails the port is given up, not closed: the event core has closed it
+            /// already on most of its failure paths (a failed `request_irq`, a failed setup of
+            /// the port's event word), and closing the number again could close a port that
+            /// another driver has been given since. On the others (no memory for an IRQ
+            /// descriptor, before the port was recorded) it stays open, as it does for the C
+            /// callers of the same function.
             pub fn new(
                 port: Port,
                 name: &'static CStr,
@@ -183,29 +301,27 @@ macro_rules! registration {
             ) -> impl PinInit<Self, Error> {
                 Self::bind_with(handler, move |cookie| {
                     let raw = port.into_raw();
-                    // SAFETY: `raw` is an open port we own; the callback and the cookie stay
-                    // valid until `drop` unbinds the handler. `name` is `'static`.
-                    let irq = unsafe {
+                    // SAFETY: `raw` is an open port we own and hand over; the callback and the
+                    // cookie stay valid until `drop` unbinds the handler. `name` is `'static`.
+                    unsafe {
                         bindings::$bind(raw, Some($callback::<T>), 0, name.as_char_ptr(), cookie)
-                    };
-                    if irq < 0 {
-                        // Binding failed: the port is still ours to close.
-                        drop(Port { port: raw });
                     }
-                    irq
                 })
             }
 
             /// Initialises the registration, then calls `bind` with the registration's address
             /// as cookie, once every field is initialised (the handler may run at once).
             /// `bind` binds a channel to this type's callback with that cookie and returns the
-            /// IRQ, or a negative errno after undoing what it did.
+            /// IRQ, or a negative errno; on failure no handler with that cookie is left bound.
             fn bind_with(
                 handler: impl PinInit<T, Error>,
                 bind: impl FnOnce(*mut c_void) -> c_int,
             ) -> impl PinInit<Self, Error> {
                 try_pin_init!(&this in Self {
                     bound: Bound { irq: AtomicU32::new(0), events: AtomicU32::new(0) },
+                    // SAFETY: The work function finds this registration from the field's
+                    // address; drop stops the work item before the registration goes away.
+                    $($deferred <- unsafe { Deferred::new($work_fn::<T>) },)?
                     handler <- handler,
                     _pin: PhantomPinned,
                     _: {
@@ -242,6 +358,10 @@ macro_rules! registration {
         #[pinned_drop]
         impl<T: $trait> PinnedDrop for $name<T> {
             fn drop(self: Pin<&mut Self>) {
+                $(
+                // SAFETY: The IRQ is this registration's (type invariant).
+                unsafe { self.$deferred.stop(self.irq()) };
+                )?
                 // SAFETY: The IRQ is bound with this object as cookie (type invariant);
                 // `unbind_from_irqhandler` frees the IRQ, waiting for a running handler, and
                 // closes the port.
@@ -268,10 +388,18 @@ registration!(
     LateEoiHandler,
     bind_evtchn_to_irqhandler_lateeoi,
     handle_lateeoi_callback,
-    "An event channel port bound to a [`LateEoiHandler`], for backends."
+    "An event channel port bound to a [`LateEoiHandler`], for backends.",
+    deferred: deferred,
+    deferred_work
 );
 
 impl<T: LateEoiHandler> LateEoiRegistration<T> {
+    /// How many events the handler deferred to process context ([`LateEoi::Deferred`] from
+    /// [`LateEoiHandler::handle`] or [`LateEoiHandler::handle_deferred`]).
+    pub fn deferrals(&self) -> u32 {
+        self.deferred.deferrals.load(Ordering::Relaxed)
+    }
+
     /// Binds a new local port to `remote_port` of the xenbus device's other end and to `handler`
     /// (`bind_interdomain_evtchn_to_irqhandler_lateeoi`), the way backends connect to their
     /// frontend's event channel. The event core then also accounts the device's spurious events.
@@ -284,8 +412,9 @@ impl<T: LateEoiHandler> LateEoiRegistration<T> {
         let xdev = dev.as_raw();
         Self::bind_with(handler, move |cookie| {
             // SAFETY: `xdev` is a bound xenbus device; the callback and the cookie stay valid
-            // until `drop` unbinds the handler. On failure the C function closes the port it
-            // opened.
+            // until `drop` unbinds the handler. On failure nothing is left bound (the local
+            // port the C function opened is closed or, on its out-of-memory paths, left open, as
+            // for its C callers; see `new`).
             unsafe {
                 bindings::bind_interdomain_evtchn_to_irqhandler_lateeoi(
                     xdev,
@@ -334,14 +463,47 @@ unsafe extern "C" fn handle_lateeoi_callback<T: LateEoiHandler>(
     // SAFETY: As in `handle_callback`.
     let this = unsafe { &*ptr.cast::<LateEoiRegistration<T>>() };
     this.bound.events.fetch_add(1, Ordering::Relaxed);
-    let flags = match this.handler.handle(&Notifier { irq }) {
-        LateEoi::Handled => 0,
-        LateEoi::Spurious => bindings::XEN_EOI_FLAG_SPURIOUS,
-    };
-    // SAFETY: `irq` is the late-EOI IRQ this handler was called for (the number comes from the
-    // call, so it is right even before the constructor stored it).
-    unsafe { bindings::xen_irq_lateeoi(irq as u32, flags) };
+    // The handler may run before the constructor stored the IRQ; the deferred part needs it.
+    this.bound.irq.store(irq as u32, Ordering::Release);
+    let outcome = this.handler.handle(&Notifier { irq });
+    this.finish(outcome);
     bindings::irqreturn_t(IrqReturn::Handled as c_uint)
+}
+
+impl<T: LateEoiHandler> LateEoiRegistration<T> {
+    /// Sends the EOI for `outcome`, or queues the deferred part.
+    fn finish(&self, outcome: LateEoi) {
+        let flags = match outcome {
+            LateEoi::Handled => 0,
+            LateEoi::Spurious => bindings::XEN_EOI_FLAG_SPURIOUS,
+            LateEoi::Deferred => {
+                self.deferred.queue();
+                return;
+            }
+        };
+        // SAFETY: The IRQ is bound to this registration's late-EOI channel (type invariant):
+        // the handler or the work item that calls this runs only while it is.
+        unsafe { bindings::xen_irq_lateeoi(self.irq(), flags) };
+    }
+}
+
+/// # Safety
+///
+/// `work` must be the work item of the `deferred` field of a live [`LateEoiRegistration<T>`].
+unsafe extern "C" fn deferred_work<T: LateEoiHandler>(work: *mut bindings::work_struct) {
+    // SAFETY: `Opaque` is `repr(transparent)`, so `work` is the address of the field inside a
+    // `Deferred`, itself the `deferred` field of a live registration (the caller's guarantee);
+    // drop stops the work item before the registration goes away.
+    let this = unsafe {
+        &*crate::container_of!(
+            work.cast::<Opaque<bindings::work_struct>>(),
+            LateEoiRegistration<T>,
+            deferred.work
+        )
+    };
+    let irq = this.irq() as c_int;
+    let outcome = this.handler.handle_deferred(&Notifier { irq });
+    this.finish(outcome);
 }
 
 #[cfg(CONFIG_RUST_XEN_KUNIT_TEST)]
@@ -420,6 +582,127 @@ mod tests {
         // And the other direction: the registration notifies `b`'s side (no handler there;
         // the call must simply not fail).
         reg.notify();
+        Ok(())
+    }
+
+    /// Defers every event: the deferred part runs `rounds` times (blocking in the first of
+    /// them until released), then sends the EOI.
+    #[pin_data]
+    struct Deferring {
+        #[pin]
+        handled: Signal,
+        #[pin]
+        release: Signal,
+        #[pin]
+        finished: Signal,
+        rounds: u32,
+        left: AtomicU32,
+        deferred_calls: AtomicU32,
+        /// `deferred_calls` when the last round finished.
+        finished_at: AtomicU32,
+    }
+
+    impl Deferring {
+        fn new(rounds: u32) -> impl PinInit<Self, Error> {
+            try_pin_init!(Self {
+                handled <- Signal::new(),
+                release <- Signal::new(),
+                finished <- Signal::new(),
+                rounds,
+                left: AtomicU32::new(0),
+                deferred_calls: AtomicU32::new(0),
+                finished_at: AtomicU32::new(0),
+            }? Error)
+        }
+    }
+
+    impl LateEoiHandler for Deferring {
+        fn handle(&self, _peer: &Notifier) -> LateEoi {
+            self.left.store(self.rounds, Ordering::Relaxed);
+            self.handled.fire();
+            LateEoi::Deferred
+        }
+
+        fn handle_deferred(&self, _peer: &Notifier) -> LateEoi {
+            let calls = self.deferred_calls.fetch_add(1, Ordering::Relaxed) + 1;
+            if self.left.load(Ordering::Relaxed) == self.rounds {
+                // Process context: the deferred part may sleep. The test releases it.
+                self.release.wait(5000);
+            }
+            if self.left.fetch_sub(1, Ordering::Relaxed) > 1 {
+                return LateEoi::Deferred;
+            }
+            self.finished_at.store(calls, Ordering::Relaxed);
+            self.finished.fire();
+            LateEoi::Handled
+        }
+    }
+
+    #[test]
+    fn deferred_eoi_is_sent_when_the_deferred_part_is_done() -> Result {
+        if !crate::xen::testutil::need_xen() {
+            return Ok(());
+        }
+        let a = Port::alloc_unbound(DOMID_SELF)?;
+        let b = Port::bind_interdomain(DOMID_SELF, a.number())?;
+        let reg = KBox::pin_init(
+            LateEoiRegistration::new(a, c"rust-xen-kunit-defer", Deferring::new(3)),
+            GFP_KERNEL,
+        )?;
+        let h = reg.handler();
+        b.notify();
+        assert!(h.handled.wait(5000));
+        // The deferred part is blocked: the channel must stay masked, so a second event is
+        // held back. (Were the EOI sent when `handle` returned, it would arrive at once.)
+        b.notify();
+        assert!(!h.handled.wait(200));
+        assert_eq!(h.handled.count(), 1);
+        h.release.fire();
+        assert!(h.finished.wait(5000));
+        // 3 rounds: `handle` deferred, then the deferred part twice more; the third sent the EOI.
+        assert_eq!(h.finished_at.load(Ordering::Relaxed), 3);
+        // The EOI unmasked the channel: the event held back is delivered now, and deferred
+        // (its deferred part blocks in its first round until released).
+        assert!(h.handled.wait(5000));
+        let mut spins = 0;
+        while h.deferred_calls.load(Ordering::Relaxed) < 4 && spins < 500 {
+            // SAFETY: Sleeping is allowed in a KUnit test.
+            unsafe { bindings::msleep(10) };
+            spins += 1;
+        }
+        assert_eq!(h.deferred_calls.load(Ordering::Relaxed), 4);
+        assert_eq!(reg.deferrals(), 4);
+        assert_eq!(reg.events(), 2);
+        h.release.fire();
+        assert!(h.finished.wait(5000));
+        assert_eq!(h.finished_at.load(Ordering::Relaxed), 6);
+        Ok(())
+    }
+
+    #[test]
+    fn drop_stops_a_deferred_part_that_never_ends() -> Result {
+        if !crate::xen::testutil::need_xen() {
+            return Ok(());
+        }
+        let a = Port::alloc_unbound(DOMID_SELF)?;
+        let b = Port::bind_interdomain(DOMID_SELF, a.number())?;
+        let reg = KBox::pin_init(
+            LateEoiRegistration::new(a, c"rust-xen-kunit-defer", Deferring::new(u32::MAX)),
+            GFP_KERNEL,
+        )?;
+        b.notify();
+        assert!(reg.handler().handled.wait(5000));
+        reg.handler().release.fire();
+        // The deferred part queues itself again and again; drop must still return, and nothing
+        // may run after it (the memory goes away with it).
+        let mut spins = 0;
+        while reg.handler().deferred_calls.load(Ordering::Relaxed) < 3 && spins < 500 {
+            // SAFETY: Sleeping is allowed in a KUnit test.
+            unsafe { bindings::msleep(10) };
+            spins += 1;
+        }
+        assert!(reg.handler().deferred_calls.load(Ordering::Relaxed) >= 3);
+        drop(reg);
         Ok(())
     }
 
