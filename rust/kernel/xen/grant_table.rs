@@ -31,8 +31,9 @@ pub type GrantRef = u32;
 
 static DEFERRED_ENDS: AtomicU32 = AtomicU32::new(0);
 
-/// How many grants were dropped while the peer still had them mapped, so that their pages went to
-/// the deferred-free path instead of back to the allocator.
+/// How many grants were dropped while the peer still had them mapped: their pages went to
+/// `gnttab_end_foreign_access`, which frees them once the peer lets go (at once if it did in the
+/// meantime, otherwise from the deferred-free list).
 pub fn deferred_ends() -> u32 {
     DEFERRED_ENDS.load(Ordering::Relaxed)
 }
@@ -260,13 +261,16 @@ impl<H: FreeRefsHandler> PinnedDrop for FreeRefsCallback<H> {
 
 /// Pages granted by another domain, mapped into this one; unmapped and freed on drop.
 ///
+/// Must be dropped in process context: unmapping waits for the unmap to complete.
+///
 /// # Invariants
 ///
-/// `pages` holds `handles.len()` pages from `gnttab_alloc_pages`, each mapping the grant whose
-/// handle is at the same index.
+/// `pages` holds pages from `gnttab_alloc_pages`, each mapping a grant of `domid`, and `unmap` as
+/// many operations, the one at each index unmapping the page at the same index. Both were
+/// allocated before anything was mapped, so drop needs no memory.
 pub struct ForeignMapping {
     pages: KVec<*mut bindings::page>,
-    handles: KVec<bindings::grant_handle_t>,
+    unmap: KVec<bindings::gnttab_unmap_grant_ref>,
     domid: DomId,
 }
 
@@ -276,7 +280,8 @@ unsafe impl Send for ForeignMapping {}
 unsafe impl Sync for ForeignMapping {}
 
 fn page_addr(page: *mut bindings::page) -> u64 {
-    // SAFETY: `page` is a valid page with a kernel address (no highmem in Xen guests).
+    // SAFETY: `page` is a valid page from `gnttab_alloc_pages`; it has a kernel address, as
+    // every page has in the 64-bit kernels `kernel::xen` is built for (no highmem).
     unsafe { bindings::xen_page_address(page) as u64 }
 }
 
@@ -287,22 +292,40 @@ fn free_pages(pages: &mut KVec<*mut bindings::page>) {
     }
 }
 
+fn map_error(status: i16) -> Error {
+    match i32::from(status) {
+        bindings::GNTST_permission_denied => EACCES,
+        bindings::GNTST_bad_gntref | bindings::GNTST_bad_domain => EINVAL,
+        _ => EIO,
+    }
+}
+
 impl ForeignMapping {
     /// Maps the pages `domid` granted with `refs`. If any grant fails to map, the ones that did
     /// are unmapped again and the error of the first failure is returned: `EACCES` for a grant
     /// the peer did not give us, `EINVAL` for a bad reference, `EIO` otherwise.
+    ///
+    /// Every allocation is made before the first grant is mapped, so running out of memory
+    /// leaves nothing mapped.
     pub fn map(domid: DomId, refs: &[GrantRef], readonly: bool) -> Result<Self> {
         let n = refs.len();
         if n == 0 {
             return Err(EINVAL);
         }
+        let count = i32::try_from(n).map_err(|_| EINVAL)?;
         let mut pages = KVec::with_capacity(n, GFP_KERNEL)?;
         for _ in 0..n {
             pages.push(core::ptr::null_mut(), GFP_KERNEL)?;
         }
+        let mut ops = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut me = ForeignMapping {
+            pages: KVec::with_capacity(n, GFP_KERNEL)?,
+            unmap: KVec::with_capacity(n, GFP_KERNEL)?,
+            domid,
+        };
+        let mut failed = KVec::with_capacity(n, GFP_KERNEL)?;
         // SAFETY: `pages` has room for `n` page pointers.
-        to_result(unsafe { bindings::gnttab_alloc_pages(n as i32, pages.as_mut_ptr()) })?;
-        let mut ops = KVec::with_capacity(n, GFP_KERNEL).inspect_err(|_| free_pages(&mut pages))?;
+        to_result(unsafe { bindings::gnttab_alloc_pages(count, pages.as_mut_ptr()) })?;
         let flags = bindings::GNTMAP_host_map
             | if readonly {
                 bindings::GNTMAP_readonly
@@ -314,10 +337,8 @@ impl ForeignMapping {
             let mut op: bindings::gnttab_map_grant_ref = unsafe { core::mem::zeroed() };
             // SAFETY: `op` is valid for writes.
             unsafe { bindings::gnttab_set_map_op(&mut op, page_addr(*page), flags, *gref, domid) };
-            if ops.push(op, GFP_KERNEL).is_err() {
-                free_pages(&mut pages);
-                return Err(ENOMEM);
-            }
+            // `ops` has room for `n` operations, so this cannot fail.
+            let _ = ops.push_within_capacity(op);
         }
         // SAFETY: `ops` and `pages` hold `n` entries each.
         let r = unsafe {
@@ -325,40 +346,40 @@ impl ForeignMapping {
                 ops.as_mut_ptr(),
                 core::ptr::null_mut(),
                 pages.as_mut_ptr(),
-                n as u32,
+                count as u32,
             )
         };
-        let mut me = ForeignMapping {
-            pages: KVec::new(),
-            handles: KVec::new(),
-            domid,
-        };
         let mut first_err = if r != 0 { Some(EIO) } else { None };
-        let mut unmap_pages = KVec::new();
         for (op, page) in ops.iter().zip(pages.iter()) {
             if op.status == bindings::GNTST_okay as i16 {
-                // Mapped: keep it for now (it is unmapped below if another one failed).
-                if me.pages.push(*page, GFP_KERNEL).is_err()
-                    || me.handles.push(op.handle, GFP_KERNEL).is_err()
-                {
-                    first_err.get_or_insert(ENOMEM);
-                }
+                // Mapped: keep it with its unmap operation (it is unmapped below if another one
+                // failed).
+                // SAFETY: All-zero is a valid `gnttab_unmap_grant_ref`.
+                let mut unmap: bindings::gnttab_unmap_grant_ref = unsafe { core::mem::zeroed() };
+                // SAFETY: `unmap` is valid for writes.
+                unsafe {
+                    bindings::gnttab_set_unmap_op(
+                        &mut unmap,
+                        page_addr(*page),
+                        bindings::GNTMAP_host_map,
+                        op.handle,
+                    )
+                };
+                // Each of the three vectors has room for `n`, so none of these can fail.
+                let _ = me.pages.push_within_capacity(*page);
+                let _ = me.unmap.push_within_capacity(unmap);
             } else {
-                first_err.get_or_insert(match i32::from(op.status) {
-                    bindings::GNTST_permission_denied => EACCES,
-                    bindings::GNTST_bad_gntref | bindings::GNTST_bad_domain => EINVAL,
-                    _ => EIO,
-                });
-                let _ = unmap_pages.push(*page, GFP_KERNEL);
+                first_err.get_or_insert(map_error(op.status));
+                let _ = failed.push_within_capacity(*page);
             }
         }
         if let Some(e) = first_err {
             // Dropping `me` unmaps what was mapped; the pages that failed are only freed.
             drop(me);
-            free_pages(&mut unmap_pages);
+            free_pages(&mut failed);
             return Err(e);
         }
-        // INVARIANT: Every page maps the grant whose handle is stored at its index.
+        // INVARIANT: Every page maps a grant of `domid`, unmapped by the operation at its index.
         Ok(me)
     }
 
@@ -390,35 +411,17 @@ impl Drop for ForeignMapping {
         if n == 0 {
             return;
         }
-        let mut ops = KVec::new();
-        for (page, handle) in self.pages.iter().zip(self.handles.iter()) {
-            // SAFETY: All-zero is a valid `gnttab_unmap_grant_ref`.
-            let mut op: bindings::gnttab_unmap_grant_ref = unsafe { core::mem::zeroed() };
-            // SAFETY: `op` is valid for writes.
-            unsafe {
-                bindings::gnttab_set_unmap_op(
-                    &mut op,
-                    page_addr(*page),
-                    bindings::GNTMAP_host_map,
-                    *handle,
-                )
-            };
-            if ops.push(op, GFP_KERNEL).is_err() {
-                // Without memory for the unmap operations the pages cannot be unmapped; leak
-                // them rather than free pages the peer may still write.
-                pr_err!("xen: cannot unmap {n} foreign pages: out of memory, leaking them\n");
-                return;
-            }
-        }
         // SAFETY: All-zero is a valid `gntab_unmap_queue_data`; the fields used are set below.
         let mut item: bindings::gntab_unmap_queue_data = unsafe { core::mem::zeroed() };
-        item.unmap_ops = ops.as_mut_ptr();
+        item.unmap_ops = self.unmap.as_mut_ptr();
         item.pages = self.pages.as_mut_ptr();
         item.count = n as u32;
-        // SAFETY: `item` describes `n` mapped pages and their unmap operations, all valid for the
-        // duration of the call, which waits for the unmap to complete.
+        // SAFETY: `item` describes `n` mapped pages and as many unmap operations (type
+        // invariant), all valid for the duration of the call, which waits for the unmap to
+        // complete.
         let r = unsafe { bindings::gnttab_unmap_refs_sync(&mut item) };
         if r != 0 {
+            // Leak them rather than free pages the peer may still write.
             pr_err!("xen: unmapping {n} foreign pages failed ({r}), leaking them\n");
             return;
         }
