@@ -11,6 +11,15 @@
 use crate::{alloc::Flags, bindings, prelude::*};
 use core::ptr::NonNull;
 
+/// The size of the frames Xen grants and maps: 4 KiB on every architecture.
+pub const XEN_PAGE_SIZE: usize = 1 << bindings::XEN_PAGE_SHIFT;
+
+// Grants, shared rings and mappings here are one kernel page per Xen frame. A kernel with larger
+// pages (arm64 with 16K or 64K pages) would map only the first 4 KiB of each page while the rings
+// index all of it. Kconfig keeps RUST_XEN_ABSTRACTIONS to 64-bit kernels with 4K pages (64-bit:
+// no highmem, so every page has a kernel address); this keeps the first half true.
+const _: () = assert!(crate::page::PAGE_SIZE == XEN_PAGE_SIZE);
+
 pub mod events;
 pub mod grant_table;
 pub mod ring;
@@ -82,7 +91,8 @@ impl SharedPage {
         // SAFETY: `alloc_pages` may be called with any flags and order 0.
         let page =
             NonNull::new(unsafe { bindings::alloc_pages(flags.as_raw(), 0) }).ok_or(ENOMEM)?;
-        // SAFETY: `page` is a valid page; Xen guests have no highmem, so it has an address.
+        // SAFETY: `page` is a valid page (64-bit kernels have no highmem; a NULL is checked
+        // anyway).
         let addr = match NonNull::new(unsafe { bindings::xen_page_address(page.as_ptr()) }) {
             Some(addr) => addr.cast(),
             None => {

@@ -86,6 +86,12 @@ impl<Req, Rsp> Shared<Req, Rsp> {
     /// `base` must point to `bytes` bytes, page aligned, valid for reads and writes for the
     /// lifetime of the returned object, and only accessed through rings (ours or the peer's).
     unsafe fn new(base: *mut u8, bytes: usize) -> Result<Self> {
+        // Entries start at `HEADER_SIZE` and are `entry_size` apart, a multiple of the larger
+        // alignment: both types' alignments (powers of two) must divide `HEADER_SIZE`.
+        const {
+            assert!(core::mem::align_of::<Req>() <= HEADER_SIZE);
+            assert!(core::mem::align_of::<Rsp>() <= HEADER_SIZE);
+        }
         let base = NonNull::new(base).ok_or(EINVAL)?;
         if base.as_ptr().align_offset(bindings::PAGE_SIZE) != 0 {
             return Err(EINVAL);
@@ -95,7 +101,7 @@ impl<Req, Rsp> Shared<Req, Rsp> {
             return Err(EINVAL);
         }
         // INVARIANT: `ring_entries` fits the entries in `bytes`, which the caller guarantees
-        // valid; page alignment covers the alignment of the indices and of any entry type.
+        // valid; page alignment covers the indices, and with the assertion above the entries.
         Ok(Self {
             base,
             nr_ents,

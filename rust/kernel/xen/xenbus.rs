@@ -172,6 +172,10 @@ pub trait Driver: Send {
 
     /// The other end changed state. Called on the xenwatch thread, only while the device is
     /// bound; `state` is what the other end wrote and may be anything it chose.
+    ///
+    /// It runs with `xenwatch_mutex` held, like every xenstore watch callback: it must not wait
+    /// for a thread that drops a [`Watch`](crate::xen::xenstore::Watch) or (un)registers a xenbus
+    /// driver, which would deadlock.
     fn otherend_changed<'bound>(
         dev: &'bound Device<device::Bound>,
         data: Pin<&Self::Data<'bound>>,
@@ -332,10 +336,13 @@ impl<T: Driver + 'static, K: Kind> Adapter<T, K> {
         xdev: *mut bindings::xenbus_device,
         state: bindings::xenbus_state,
     ) {
-        // SAFETY: The xenbus core calls this with a valid device that is bound to this driver
-        // (it checks `dev->driver`, and remove stops the watch before unbinding).
+        // SAFETY: The xenbus core calls this from the watch on the other end's state, which
+        // `xenbus_dev_probe` registers only after `probe` returned successfully (so the driver
+        // data is set), and which `xenbus_dev_remove` unregisters, waiting for a running
+        // callback, before it calls `remove` (so the data is not dropped yet). In between the
+        // device is valid and bound to this driver.
         let dev = unsafe { &*xdev.cast::<Device<device::BoundInternal>>() };
-        // SAFETY: The device is bound, so probe set the driver data.
+        // SAFETY: The device is bound and probe set the driver data (see above).
         let data = unsafe { dev.as_ref().drvdata_borrow::<T::Data<'_>>() };
         T::otherend_changed(dev, data, State::from_raw(state));
     }
@@ -475,10 +482,13 @@ impl<Ctx: device::DeviceContext> Device<Ctx> {
         self.c_str(unsafe { (*self.as_raw()).otherend })
     }
 
-    /// The other end's domain.
+    /// The other end's domain. A value that is not a domain id (the other end's `backend-id`
+    /// key is written by the frontend's domain) reads as `DOMID_INVALID`, which no grant or
+    /// event channel operation accepts.
     pub fn otherend_id(&self) -> DomId {
         // SAFETY: The device is valid (type invariant).
-        unsafe { (*self.as_raw()).otherend_id as DomId }
+        let id = unsafe { (*self.as_raw()).otherend_id };
+        DomId::try_from(id).unwrap_or(bindings::DOMID_INVALID as DomId)
     }
 
     /// This end's state, as last switched to.
@@ -592,8 +602,8 @@ impl RingMapping {
 
     /// The size of the mapping in bytes.
     pub fn len(&self) -> usize {
-        // Xen pages are kernel pages on x86 and on 4K-page Arm kernels.
-        self.pages * crate::page::PAGE_SIZE
+        // One kernel page per Xen frame (`kernel::xen` is for 4K-page kernels only).
+        self.pages * crate::xen::XEN_PAGE_SIZE
     }
 
     /// Whether the mapping is empty (never: at least one page is mapped).
@@ -634,7 +644,7 @@ impl<Req: AsBytes + Copy, Rsp: FromBytes + Copy> SharedFrontRing<Req, Rsp> {
         let grant = GrantedPage::new(SharedPage::alloc(GFP_KERNEL)?, dev.otherend_id(), false)?;
         // SAFETY: The page is owned by `grant`, which outlives `ring` (field order), and only
         // rings use it.
-        let ring = unsafe { FrontRing::new(grant.page().as_ptr(), crate::page::PAGE_SIZE)? };
+        let ring = unsafe { FrontRing::new(grant.page().as_ptr(), crate::xen::XEN_PAGE_SIZE)? };
         Ok(Self { ring, grant })
     }
 
