@@ -7,7 +7,9 @@
 //! the event channel (late EOI) and goes to Connected. Each request is copied out of the ring and
 //! answered with `status + 1`. Everything the frontend wrote is untrusted: a bad value is reported
 //! with `xenbus_dev_fatal()`, and a frontend that claims more requests than the ring holds loses
-//! its ring until it reconnects.
+//! its ring until it reconnects. An interrupt answers at most 64 requests; the rest is answered
+//! from a work item with the event channel still masked (`LateEoi::Deferred`), so a frontend that
+//! produces requests without end cannot hold a dom0 CPU in interrupt context.
 //!
 //! The protocol is `include/xen/interface/io/demo.h`; the debugfs counters and the state machine
 //! are described in `Documentation/rust/xen-demo.rst`. `samples/xen/xen_demo_back.c` is the same
@@ -44,6 +46,8 @@ struct Stats {
     bad_requests: Atomic<u64>,
     overflows: Atomic<u64>,
     notifications: Atomic<u64>,
+    /// Interrupts that left requests to the deferred part.
+    deferred: Atomic<u64>,
     trace: Atomic<u32>,
 }
 
@@ -55,6 +59,7 @@ impl Stats {
             ("bad_requests", self.bad_requests.load(Relaxed)),
             ("overflows", self.overflows.load(Relaxed)),
             ("notifications", self.notifications.load(Relaxed)),
+            ("deferred", self.deferred.load(Relaxed)),
         ];
         proto::write_counters(f, &rows)
     }
@@ -109,22 +114,46 @@ impl BackIrq {
     }
 }
 
-impl LateEoiHandler for BackIrq {
-    fn handle(&self, peer: &Notifier) -> LateEoi {
+/// Requests answered per interrupt, or per run of the deferred part (as in the C twin).
+const BUDGET: u32 = 64;
+
+impl BackIrq {
+    /// Answers at most [`BUDGET`] requests; returns how many, and whether requests are left.
+    fn serve(&self, peer: &Notifier) -> (u32, bool) {
         let stats = &*self.stats;
         let mut link = self.link.lock();
-        if link.broken {
-            return LateEoi::Spurious;
-        }
-        let mut work = false;
-        loop {
-            match link.ring.ring().next_request() {
-                Ok(Some(req)) => {
-                    work = true;
-                    self.answer(&mut link, &req);
-                    continue;
+        let mut done = 0;
+        while !link.broken {
+            while done < BUDGET {
+                match link.ring.ring().next_request() {
+                    Ok(Some(req)) => {
+                        done += 1;
+                        self.answer(&mut link, &req);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        link.broken = true;
+                        stats.overflows.add(1, Relaxed);
+                        pr_warn!(
+                            "xen-demo {}: frontend overran the ring ({e:?}); not serving it\n",
+                            &*stats.name
+                        );
+                        break;
+                    }
                 }
-                Ok(None) => {}
+            }
+            if link.ring.ring().push_responses_and_check_notify() {
+                peer.notify();
+                stats.notifications.add(1, Relaxed);
+            }
+            if link.broken {
+                break;
+            }
+            match link.ring.ring().final_check_for_requests() {
+                Ok(false) => break,
+                // More requests: go on, or leave them to the deferred part.
+                Ok(true) if done < BUDGET => {}
+                Ok(true) => return (done, true),
                 Err(e) => {
                     link.broken = true;
                     stats.overflows.add(1, Relaxed);
@@ -134,18 +163,31 @@ impl LateEoiHandler for BackIrq {
                     );
                 }
             }
-            if link.ring.ring().push_responses_and_check_notify() {
-                peer.notify();
-                stats.notifications.add(1, Relaxed);
-            }
-            if link.broken || !matches!(link.ring.ring().final_check_for_requests(), Ok(true)) {
-                break;
-            }
         }
-        if work {
-            LateEoi::Handled
-        } else {
-            LateEoi::Spurious
+        (done, false)
+    }
+}
+
+impl LateEoiHandler for BackIrq {
+    /// Hard interrupt: at most [`BUDGET`] requests; the rest in process context.
+    fn handle(&self, peer: &Notifier) -> LateEoi {
+        match self.serve(peer) {
+            (_, true) => {
+                self.stats.deferred.add(1, Relaxed);
+                LateEoi::Deferred
+            }
+            (0, false) => LateEoi::Spurious,
+            (_, false) => LateEoi::Handled,
+        }
+    }
+
+    /// Process context (a work item), with the channel still masked: [`BUDGET`] more requests
+    /// per run, until the ring is empty; then the EOI.
+    fn handle_deferred(&self, peer: &Notifier) -> LateEoi {
+        match self.serve(peer) {
+            (_, true) => LateEoi::Deferred,
+            // The event carried work (the interrupt found more than a budget's worth).
+            (_, false) => LateEoi::Handled,
         }
     }
 }
@@ -272,6 +314,7 @@ impl xenbus::Driver for DemoBack {
                     bad_requests: Atomic::new(0),
                     overflows: Atomic::new(0),
                     notifications: Atomic::new(0),
+                    deferred: Atomic::new(0),
                     trace: Atomic::new(0),
                 },
                 GFP_KERNEL,

@@ -367,7 +367,8 @@ impl Front {
                 let wait = msecs_to_jiffies(PROGRESS_TIMEOUT_MS);
                 match stats.progress.wait_interruptible_timeout(&mut link, wait) {
                     CondVarTimeoutResult::Timeout => return Err(ETIMEDOUT),
-                    CondVarTimeoutResult::Signal { .. } => return Err(ERESTARTSYS),
+                    // Not ERESTARTSYS: a restarted write() would send every request again.
+                    CondVarTimeoutResult::Signal { .. } => return Err(EINTR),
                     CondVarTimeoutResult::Woken { .. } => {}
                 }
             }

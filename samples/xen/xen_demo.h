@@ -24,16 +24,18 @@
  * @s: the text
  * @val: set to the number
  *
- * Unlike sscanf() and xenbus_scanf(), "12abc", " 12", "+12", "0x12" and ""
- * are errors.
+ * Unlike sscanf(), xenbus_scanf() and kstrtou32(), "12abc", " 12", "+12",
+ * "012", "0x12", "12\n" and "" are errors: the same rule as the Rust
+ * backend's kernel::xen::xenstore::FromValue.
  *
- * Return: 0, -EINVAL for anything but digits, -ERANGE if it does not fit.
+ * Return: 0, -EINVAL for anything but digits (or a leading zero), -ERANGE if
+ * it does not fit.
  */
 static inline int xen_demo_parse_u32(const char *s, u32 *val)
 {
 	const char *p;
 
-	if (!*s)
+	if (!*s || (s[0] == '0' && s[1]))
 		return -EINVAL;
 	for (p = s; *p; p++)
 		if (!isdigit(*p))

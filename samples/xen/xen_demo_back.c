@@ -54,8 +54,12 @@
 
 /* Event channel ports are below 2^17 (the FIFO ABI's limit). */
 #define XEN_DEMO_MAX_PORTS	BIT(17)
-/* Requests handled per interrupt, or per run of the work item. */
-#define XEN_DEMO_BUDGET		XEN_DEMO_RING_SIZE
+/*
+ * Requests handled per interrupt, or per run of the work item: a quarter of
+ * the ring, so that a frontend filling the ring always takes the deferred
+ * path (the kselftest checks that it ran).
+ */
+#define XEN_DEMO_BUDGET		64
 /* How much of an untrusted value to quote in an error message. */
 #define XEN_DEMO_QUOTE_MAX	32U
 
@@ -66,12 +70,14 @@
  * @overflows: rings abandoned because the frontend's req_prod ran more
  *	than a ring ahead of the backend
  * @notifications: event channel notifications sent to the frontend
+ * @deferred: interrupts that left requests to the work item
  */
 struct xen_demo_back_stats {
 	u64 requests;
 	u64 bad_requests;
 	u64 overflows;
 	u64 notifications;
+	u64 deferred;
 };
 
 /**
@@ -270,8 +276,12 @@ static irqreturn_t xen_demo_back_interrupt(int irq, void *dev_id)
 	bool more;
 
 	done = xen_demo_back_serve(be, &more);
-	if (more && xen_demo_back_continue(be))
+	if (more && xen_demo_back_continue(be)) {
+		spin_lock(&be->lock);
+		be->stats.deferred++;
+		spin_unlock(&be->lock);
 		return IRQ_HANDLED;
+	}
 
 	xen_irq_lateeoi(irq, done ? 0 : XEN_EOI_FLAG_SPURIOUS);
 	return IRQ_HANDLED;
@@ -355,7 +365,7 @@ static int xen_demo_back_read_key(struct xenbus_device *dev, const char *key,
  * @be: the device, not connected
  *
  * Reads and checks the frontend's ring-ref (at least
- * GNTTAB_NR_RESERVED_ENTRIES), event-channel (below 2^17) and
+ * GNTTAB_NR_RESERVED_ENTRIES), event-channel (1 to below 2^17) and
  * protocol-version (XEN_DEMO_PROTOCOL_VERSION), maps the ring, binds the
  * event channel with late EOI and switches to Connected.
  *
@@ -388,9 +398,10 @@ static int xen_demo_back_connect(struct xen_demo_back *be)
 				 GNTTAB_NR_RESERVED_ENTRIES);
 		return -EINVAL;
 	}
-	if (evtchn >= XEN_DEMO_MAX_PORTS) {
+	/* Port 0 is never a bound event channel. */
+	if (!evtchn || evtchn >= XEN_DEMO_MAX_PORTS) {
 		xenbus_dev_fatal(dev, -EINVAL,
-				 "%s/event-channel %u is out of range (must be below %lu)",
+				 "%s/event-channel %u is out of range (must be 1 to below %lu)",
 				 dev->otherend, evtchn, XEN_DEMO_MAX_PORTS);
 		return -EINVAL;
 	}
@@ -520,6 +531,7 @@ static int xen_demo_back_stats_show(struct seq_file *m, void *unused)
 	seq_printf(m, "bad_requests %llu\n", stats.bad_requests);
 	seq_printf(m, "overflows %llu\n", stats.overflows);
 	seq_printf(m, "notifications %llu\n", stats.notifications);
+	seq_printf(m, "deferred %llu\n", stats.deferred);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(xen_demo_back_stats);
