@@ -112,6 +112,9 @@ wait_until() {
 
 xs_read() { xenstore-read "$1" 2>/dev/null; }
 state_is() { [ "$(xs_read "$1/state")" = "$2" ]; }
+# publish KEY VALUE / peer_value KEY: values handed between the domains, next to the barriers.
+publish() { xenstore-write "$SYNC/val/$1" "$2"; }
+peer_value() { xs_read "$SYNC/val/$1"; }
 
 # stat_of FILE NAME: the value of a "name value" line.
 stat_of() {

@@ -76,9 +76,6 @@ sha_is() {
 	got=$(sha "$1") || return 1
 	[ "$got" = "$2" ] || { echo "sha256 of $1 is $got, want $2"; return 1; }
 }
-# publish KEY VALUE / peer_value KEY: values handed between the domains, next to the barriers.
-publish() { xenstore-write "$SYNC/val/$1" "$2"; }
-peer_value() { xs_read "$SYNC/val/$1"; }
 # log_has TEXT: the kernel log has a line with TEXT (no pipelines: busybox-static pipes have been
 # seen to crash here).
 log_has() { dmesg >"$tmp.dmesg" && grep -q "$1" "$tmp.dmesg"; }
