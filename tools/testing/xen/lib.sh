@@ -75,8 +75,14 @@ ksft_wanted() { case " $XR_KSFT " in *" $1 "*) return 0 ;; esac; return 1; }
 # kernel log (so that they stay in order with the report on the console); the host checks that a
 # report with TEXT is inside them.
 provoke() {
+	local kfence=/sys/module/kfence/parameters/sample_interval interval=
 	[ -e /sys/kernel/debug/provoke-crash/DIRECT ] || insmod /lib/modules/xr/lkdtm.ko || return
+	# A SLUB report is wanted: KFENCE must not take the allocation (it did once and reported an
+	# "invalid free" instead). 0 stops its sampling; the old interval restarts it.
+	case $2 in "BUG lkdtm-heap"*) [ -w $kfence ] && interval=$(cat $kfence) && echo 0 >$kfence ;; esac
 	echo "XR-SPLAT-BEGIN lkdtm-$1:$2" >/dev/kmsg
 	echo "$1" >/sys/kernel/debug/provoke-crash/DIRECT
 	echo "XR-SPLAT-END lkdtm-$1" >/dev/kmsg
+	[ -n "$interval" ] && echo "$interval" >$kfence
+	return 0
 }

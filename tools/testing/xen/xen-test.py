@@ -64,6 +64,8 @@ PANIC = re.compile(r"Kernel panic - not syncing|\(XEN\) Panic on CPU|^\[domU\] .
 # Once dom0 has powered off, Xen halts or reboots; either ends the run.
 HALTED = re.compile(r"\(XEN\) (Hardware Dom0 (halted|shutdown)|Domain 0 (halted|shutdown))")
 DOMAINS = ("dom0", "domU")
+# The KUnit suites of this project (the others are upstream's).
+PROJECT_SUITE = re.compile(r"^rust_xen_")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -199,6 +201,8 @@ def ksft_blocks(lines, domain):
         group = f"kselftest {name}"
         mine, plan, bailouts = parse_flat_tap(block, domain, group)
         problems += [f"{domain}: {group} bailed out: {b}" for b in bailouts]
+        # Every step of our kselftests is meant to run here; a skipped one is lost coverage.
+        problems += [f"{domain}: {group}: {r.name} was skipped" for r in mine if r.status == "skip"]
         skip_all = plan[1].split("SKIP", 1)[1].strip() if plan and plan[0] == 0 and "SKIP" in plan[1] else None
         results += mine
         if rc == "truncated":
@@ -209,6 +213,8 @@ def ksft_blocks(lines, domain):
             problems.append(f"{domain}: {group} printed no plan")
         elif plan[0] != len(mine):
             problems.append(f"{domain}: {group} planned {plan[0]}, reported {len(mine)}")
+        elif rc is None:
+            problems.append(f"{domain}: {group} ended without an exit status (no rc= on its end marker)")
         elif rc != 0 and not any(r.status == "fail" for r in mine):
             problems.append(f"{domain}: {group} exited {rc} with no failed test")
     return results, problems, seen
@@ -319,8 +325,12 @@ def evaluate(lines, expect_suites=(), expect_ksft=(), mode="test"):
         problems += p
         suites = {x.group[len("KUnit "):] for x in r}
         for want in expect_suites:
-            if r and want not in suites:
+            if want not in suites:
                 problems.append(f"{d}: KUnit suite {want} did not run")
+        # Our own cases run on Xen, where nothing should make them skip: a skip would hide a
+        # test that no longer runs (upstream suites may skip, e.g. for a missing feature).
+        problems += [f"{d}: {x.group}: {x.name} was skipped (a project case must run)"
+                     for x in r if x.status == "skip" and PROJECT_SUITE.match(x.group[len("KUnit "):])]
         r, p = parse_tap_block(s, d)
         results += r
         problems += p
@@ -462,43 +472,52 @@ def run_console(cmd, log_path, scale=1.0, echo=None):
     threading.Thread(target=reader, daemon=True).start()
     entered = start = time.monotonic()
     done_at = None
-    # Beside the log, the same lines with the host's seconds since the start: where a run's time
-    # goes (the guests' own clocks stop while a domain is saved).
-    timed_path = re.sub(r"\.log$", "", log_path) + ".timed.log"
-    with open(log_path, "w") as log, open(timed_path, "w") as timed:
-        while True:
-            limit = STAGES[out.stage][2] * scale
-            try:
-                line = q.get(timeout=0.5)
-            except queue.Empty:
-                line = ""
-            if line is None:
-                break
-            now = time.monotonic()
-            if line:
-                out.lines.append(line)
-                log.write(line + "\n")
-                log.flush()
-                timed.write(f"{now - start:7.1f} {line}\n")
-                if echo:
-                    echo(line)
-                for i in range(len(STAGES) - 1, out.stage, -1):
-                    if STAGES[i][1] and STAGES[i][1].search(line):
-                        out.stage, entered = i, now
-                        break
-                if PANIC.search(line) and not out.failure:
-                    out.failure = f"panic in stage {STAGES[out.stage][0]}"
-                    done_at = done_at or now + 5 * scale  # let the backtrace reach the log
-                if STAGES[out.stage][0] == "shutdown" and HALTED.search(line):
-                    done_at = done_at or now + 1
-            if done_at and now >= done_at:
-                break
-            if not done_at and now - entered > limit:
-                out.failure = (f"timeout in stage {STAGES[out.stage][0]} "
-                               f"(no progress for {int(now - entered)} s, limit {int(limit)} s)")
-                break
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
+    # The emulator runs in its own session: if this process is stopped (SIGTERM from a timeout, or
+    # ^C), stop it too instead of leaving it running.
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    old_term = signal.signal(signal.SIGTERM, stop)
+    try:
+        # Beside the log, the same lines with the host's seconds since the start: where a run's
+        # time goes (the guests' own clocks stop while a domain is saved).
+        timed_path = re.sub(r"\.log$", "", log_path) + ".timed.log"
+        with open(log_path, "w") as log, open(timed_path, "w") as timed:
+            while True:
+                limit = STAGES[out.stage][2] * scale
+                try:
+                    line = q.get(timeout=0.5)
+                except queue.Empty:
+                    line = ""
+                if line is None:
+                    break
+                now = time.monotonic()
+                if line:
+                    out.lines.append(line)
+                    log.write(line + "\n")
+                    log.flush()
+                    timed.write(f"{now - start:7.1f} {line}\n")
+                    if echo:
+                        echo(line)
+                    for i in range(len(STAGES) - 1, out.stage, -1):
+                        if STAGES[i][1] and STAGES[i][1].search(line):
+                            out.stage, entered = i, now
+                            break
+                    if PANIC.search(line) and not out.failure:
+                        out.failure = f"panic in stage {STAGES[out.stage][0]}"
+                        done_at = done_at or now + 5 * scale  # let the backtrace reach the log
+                    if STAGES[out.stage][0] == "shutdown" and HALTED.search(line):
+                        done_at = done_at or now + 1
+                if done_at and now >= done_at:
+                    break
+                if not done_at and now - entered > limit:
+                    out.failure = (f"timeout in stage {STAGES[out.stage][0]} "
+                                   f"(no progress for {int(now - entered)} s, limit {int(limit)} s)")
+                    break
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     if not out.failure and STAGES[out.stage][0] != "shutdown":
         out.failure = f"the emulator exited in stage {STAGES[out.stage][0]}"
@@ -781,10 +800,10 @@ def cmd_self_test(args):
     good = _kunit([("x", True), ("y", True)])
     checks = []
 
-    def replay(name, lines, want_rc_nonzero, want_text):
+    def replay(name, lines, want_rc_nonzero, want_text, extra=()):
         with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as f:
             f.write("\n".join(lines) + "\n")
-        r = subprocess.run([sys.executable, me, "replay", f.name], capture_output=True, text=True)
+        r = subprocess.run([sys.executable, me, "replay", f.name, *extra], capture_output=True, text=True)
         os.unlink(f.name)
         ok = (r.returncode != 0) == want_rc_nonzero and want_text in r.stdout
         checks.append((name, ok, f"rc={r.returncode}, wanted text {want_text!r}:\n{r.stdout[-600:]}"))
@@ -808,6 +827,19 @@ def cmd_self_test(args):
            True, "kselftest xen_demo bailed out: the domU at step 3 never came")
     replay("a kselftest cut short fails the run", _console(good, good) + ksft[:3], True,
            "kselftest xen_demo did not finish")
+    replay("a kselftest end marker without rc= fails the run",
+           _console(good, good) + ksft[:3] + ["1..1", "XR-KSFT-END xen_demo"], True,
+           "kselftest xen_demo ended without an exit status")
+    replay("a skipped kselftest step fails the run",
+           _console(good, good) + ksft[:3] + ["ok 2 b # SKIP no vchan here", "1..2", "XR-KSFT-END xen_demo rc=0"],
+           True, "kselftest xen_demo: b was skipped")
+    ours = _kunit([("x", True), ("y # SKIP not running on Xen", True)], suite="rust_xen_events")
+    replay("a skipped project KUnit case fails the run", _console(good, ours), True,
+           "domU: KUnit rust_xen_events: y was skipped")
+    replay("a skipped upstream KUnit case is only a skip", _console(good, _kunit([("y # SKIP no", True)])),
+           False, "5 passed, 0 failed, 1 skipped")
+    replay("an expected suite missing from a domain with no KUnit output fails the run",
+           _console(good, []), True, "domU: KUnit suite rust_demo did not run", ("--expect-suite", "rust_demo"))
     # The kernel's checkers: a report in either domain fails the run and names the line; a report
     # provoked on purpose (between XR-SPLAT markers) is a pass only if it is there.
     for what, line in (("a WARN_ON", "WARNING: CPU: 1 PID: 42 at drivers/xen/events/events_base.c:123 f+0x1/0x2"),
@@ -865,6 +897,33 @@ def cmd_self_test(args):
         ok = (r.returncode != 0 and "timeout in stage xenstored" in r.stdout
               and "| XR-STAGE xenstored" in r.stdout and time.monotonic() - t0 < 60)
         checks.append(("a hang is stopped and named by its stage", ok, r.stdout[-800:] + r.stderr[-400:]))
+    # A harness stopped from outside (a CI timeout's SIGTERM) stops its emulator with it.
+    with tempfile.TemporaryDirectory() as d:
+        fake = f"{d}/fake-qemu.sh"
+        with open(fake, "w") as f:
+            f.write(f"#!/bin/sh\necho $$ > {d}/pid\necho 'Linux version 7.3'\nexec sleep 600\n")
+        os.chmod(fake, 0o755)
+        h = subprocess.Popen([sys.executable, me, "run", "--obj", d, "--xen", fake, "--xen-root", d,
+                              "--logs", d, "--emulator", fake, "--skip-build-check"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if os.path.exists(f"{d}/pid") and os.path.getsize(f"{d}/pid"):
+                break
+            time.sleep(0.1)
+        h.terminate()
+        h.wait(timeout=30)
+        pid = int(open(f"{d}/pid").read() or 0)
+        gone = False
+        for _ in range(50):
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                gone = True
+                break
+            time.sleep(0.1)
+        if not gone:
+            os.kill(pid, signal.SIGKILL)
+        checks.append(("a harness stopped by SIGTERM stops its emulator", gone, f"emulator pid {pid} still ran"))
     results = []
     for name, ok, detail in checks:
         results.append(Result("harness", "self-test", name, "pass" if ok else "fail", "" if ok else detail))
