@@ -118,9 +118,18 @@ impl BackIrq {
 const BUDGET: u32 = 64;
 
 impl BackIrq {
+    /// The frontend overran the ring: stop serving it until it reconnects.
+    fn abandon(&self, link: &mut Link, e: Error) {
+        link.broken = true;
+        self.stats.overflows.add(1, Relaxed);
+        pr_warn!(
+            "xen-demo {}: frontend overran the ring ({e:?}); not serving it\n",
+            &*self.stats.name
+        );
+    }
+
     /// Answers at most [`BUDGET`] requests; returns how many, and whether requests are left.
     fn serve(&self, peer: &Notifier) -> (u32, bool) {
-        let stats = &*self.stats;
         let mut link = self.link.lock();
         let mut done = 0;
         while !link.broken {
@@ -132,19 +141,14 @@ impl BackIrq {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        link.broken = true;
-                        stats.overflows.add(1, Relaxed);
-                        pr_warn!(
-                            "xen-demo {}: frontend overran the ring ({e:?}); not serving it\n",
-                            &*stats.name
-                        );
+                        self.abandon(&mut link, e);
                         break;
                     }
                 }
             }
             if link.ring.ring().push_responses_and_check_notify() {
                 peer.notify();
-                stats.notifications.add(1, Relaxed);
+                self.stats.notifications.add(1, Relaxed);
             }
             if link.broken {
                 break;
@@ -154,14 +158,7 @@ impl BackIrq {
                 // More requests: go on, or leave them to the deferred part.
                 Ok(true) if done < BUDGET => {}
                 Ok(true) => return (done, true),
-                Err(e) => {
-                    link.broken = true;
-                    stats.overflows.add(1, Relaxed);
-                    pr_warn!(
-                        "xen-demo {}: frontend overran the ring ({e:?}); not serving it\n",
-                        &*stats.name
-                    );
-                }
+                Err(e) => self.abandon(&mut link, e),
             }
         }
         (done, false)
