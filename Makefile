@@ -3,7 +3,7 @@
 # Rust for Xen on Linux 7.3. This repository is an overlay on linux-source-7.3: see README.md.
 #
 #   make check    setup + build + lint + series + Xen harness; ends with `N passed, N failed`
-#   make check-full  the same with the kselftests' repeated cycles in full (about 12 min longer)
+#   make check-full  the same with the kselftests' repeated cycles in full (about 7 min longer)
 #   make demo     boot Xen, dom0 and domU; the Rust demo pair's exchange, traced on both sides
 #   make bench    round trips per second of the four Rust/C demo pairings, batch 1 and 32
 #   make setup    install the toolchain, QEMU, Xen and the Linux source (idempotent)
