@@ -20,7 +20,15 @@
 //! domain bounded interrupt time and work items, not a CPU held in interrupt context.
 
 use crate::ffi::{c_int, c_uint, c_void};
-use crate::{bindings, error::to_result, irq::IrqReturn, prelude::*, str::CStr, types::Opaque};
+use crate::{
+    bindings,
+    error::to_result,
+    irq::IrqReturn,
+    prelude::*,
+    str::CStr,
+    sync::aref::ARef,
+    types::Opaque, //
+};
 use core::{
     marker::PhantomPinned,
     sync::atomic::{AtomicU32, Ordering},
@@ -169,7 +177,7 @@ impl Notifier {
 ///
 /// Once initialised, `irq` is an IRQ bound to the port with a handler whose cookie is the
 /// address of the registration that holds this.
-struct Bound {
+struct Binding {
     irq: AtomicU32,
     events: AtomicU32,
 }
@@ -274,7 +282,10 @@ macro_rules! registration {
         /// `bound.irq` is bound to the port with `this` as cookie until drop.
         #[pin_data(PinnedDrop)]
         pub struct $name<T: $trait> {
-            bound: Bound,
+            bound: Binding,
+            /// The xenbus device whose event counters the event core updates for this port, if
+            /// any: held so that it outlives the binding even if the registration is leaked.
+            owner: Option<ARef<crate::xen::xenbus::Device>>,
             $(
             #[pin]
             $deferred: Deferred,
@@ -299,7 +310,7 @@ macro_rules! registration {
                 name: &'static CStr,
                 handler: impl PinInit<T, Error>,
             ) -> impl PinInit<Self, Error> {
-                Self::bind_with(handler, move |cookie| {
+                Self::bind_with(handler, None, move |cookie| {
                     let raw = port.into_raw();
                     // SAFETY: `raw` is an open port we own and hand over; the callback and the
                     // cookie stay valid until `drop` unbinds the handler. `name` is `'static`.
@@ -313,12 +324,15 @@ macro_rules! registration {
             /// as cookie, once every field is initialised (the handler may run at once).
             /// `bind` binds a channel to this type's callback with that cookie and returns the
             /// IRQ, or a negative errno; on failure no handler with that cookie is left bound.
+            /// `owner` is the device `bind` hands to the event core, if any.
             fn bind_with(
                 handler: impl PinInit<T, Error>,
+                owner: Option<ARef<crate::xen::xenbus::Device>>,
                 bind: impl FnOnce(*mut c_void) -> c_int,
             ) -> impl PinInit<Self, Error> {
                 try_pin_init!(&this in Self {
-                    bound: Bound { irq: AtomicU32::new(0), events: AtomicU32::new(0) },
+                    bound: Binding { irq: AtomicU32::new(0), events: AtomicU32::new(0) },
+                    owner,
                     // SAFETY: The work function finds this registration from the field's
                     // address; drop stops the work item before the registration goes away.
                     $($deferred <- unsafe { Deferred::new($work_fn::<T>) },)?
@@ -410,8 +424,12 @@ impl<T: LateEoiHandler> LateEoiRegistration<T> {
         handler: impl PinInit<T, Error>,
     ) -> impl PinInit<Self, Error> {
         let xdev = dev.as_raw();
-        Self::bind_with(handler, move |cookie| {
-            // SAFETY: `xdev` is a bound xenbus device; the callback and the cookie stay valid
+        // The event core keeps `xdev` without a reference, for its spurious-event accounting
+        // until the port is unbound; the registration holds one for it.
+        let owner: ARef<crate::xen::xenbus::Device> = dev.into();
+        Self::bind_with(handler, Some(owner), move |cookie| {
+            // SAFETY: `xdev` is a bound xenbus device, kept alive until the port is unbound by
+            // the reference in `owner`; the callback and the cookie stay valid
             // until `drop` unbinds the handler. On failure nothing is left bound (the local
             // port the C function opened is closed or, on its out-of-memory paths, left open, as
             // for its C callers; see `new`).
