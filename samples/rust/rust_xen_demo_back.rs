@@ -27,7 +27,7 @@ use kernel::{
     },
     xen::{
         events::{LateEoi, LateEoiHandler, LateEoiRegistration, Notifier},
-        xenbus::{self, Device, SharedBackRing, State},
+        xenbus::{self, Device, DeviceId, SharedBackRing, State},
         xenstore::Xenstore,
     },
 };
@@ -99,9 +99,7 @@ impl BackIrq {
             pr_info!(
                 "xen-demo {}: slot {}: id={} op={} status={} -> status={}\n",
                 &*stats.name,
-                link.consumed
-                    .checked_rem(link.ring.ring().size())
-                    .unwrap_or(0),
+                link.consumed.checked_rem(link.ring.size()).unwrap_or(0),
                 req.id,
                 req.operation,
                 req.status,
@@ -110,7 +108,7 @@ impl BackIrq {
         }
         link.consumed = link.consumed.wrapping_add(1);
         // Cannot fail: the request was just consumed, so it has a slot for its answer.
-        let _ = link.ring.ring().push_response(&rsp);
+        let _ = link.ring.push_response(&rsp);
     }
 }
 
@@ -134,7 +132,7 @@ impl BackIrq {
         let mut done = 0;
         while !link.broken {
             while done < BUDGET {
-                match link.ring.ring().next_request() {
+                match link.ring.next_request() {
                     Ok(Some(req)) => {
                         done += 1;
                         self.answer(&mut link, &req);
@@ -146,14 +144,14 @@ impl BackIrq {
                     }
                 }
             }
-            if link.ring.ring().push_responses_and_check_notify() {
+            if link.ring.push_responses_and_check_notify() {
                 peer.notify();
                 self.stats.notifications.add(1, Relaxed);
             }
             if link.broken {
                 break;
             }
-            match link.ring.ring().final_check_for_requests() {
+            match link.ring.final_check_for_requests() {
                 Ok(false) => break,
                 // More requests: go on, or leave them to the deferred part.
                 Ok(true) if done < BUDGET => {}
@@ -199,9 +197,8 @@ struct Back {
     conn: Mutex<Option<Conn>>,
 }
 
-/// Reads `node` of the frontend's directory as a number; reports a missing or bad value.
-fn read_number(dev: &Device<Bound>, node: &CStr) -> Result<u32> {
-    let fe = dev.otherend();
+/// Reads `node` of the frontend's directory `fe` as a number; reports a missing or bad value.
+fn read_number(dev: &Device<Bound>, fe: &CStr, node: &CStr) -> Result<u32> {
     let value = Xenstore::read(fe, node).inspect_err(|e| {
         dev.dev_fatal(*e, fmt!("reading {fe}/{node}"));
     })?;
@@ -215,9 +212,8 @@ fn read_number(dev: &Device<Bound>, node: &CStr) -> Result<u32> {
 }
 
 impl Back {
-    fn connect(dev: &Device<Bound>, stats: &Arc<Stats>) -> Result<Conn> {
-        let fe = dev.otherend();
-        let version = read_number(dev, c"protocol-version")?;
+    fn connect(dev: &Device<Bound>, fe: &CStr, stats: &Arc<Stats>) -> Result<Conn> {
+        let version = read_number(dev, fe, c"protocol-version")?;
         if version != proto::VERSION {
             dev.dev_fatal(
                 EPROTO,
@@ -228,7 +224,7 @@ impl Back {
             );
             return Err(EPROTO);
         }
-        let gref = read_number(dev, c"ring-ref")?;
+        let gref = read_number(dev, fe, c"ring-ref")?;
         if gref < proto::FIRST_GRANT_REF {
             dev.dev_fatal(
                 ERANGE,
@@ -236,7 +232,7 @@ impl Back {
             );
             return Err(ERANGE);
         }
-        let evtchn = read_number(dev, c"event-channel")?;
+        let evtchn = read_number(dev, fe, c"event-channel")?;
         if evtchn == 0 || evtchn >= proto::PORT_LIMIT {
             dev.dev_fatal(ERANGE, fmt!("{fe}/event-channel {evtchn} is out of range"));
             return Err(ERANGE);
@@ -300,7 +296,10 @@ impl xenbus::Driver for DemoBack {
     type Data<'bound> = BackData;
     const ID_TABLE: xenbus::IdTable = &DEMO_IDS;
 
-    fn probe<'bound>(dev: &'bound Device<Core<'_>>) -> impl PinInit<BackData, Error> + 'bound {
+    fn probe<'bound>(
+        dev: &'bound Device<Core<'_>>,
+        _id: &DeviceId,
+    ) -> impl PinInit<BackData, Error> + 'bound {
         pin_init::pin_init_scope(move || {
             let (name, dir) = proto::device_names(dev.as_ref())?;
             let stats = Arc::new(
@@ -340,6 +339,7 @@ impl xenbus::Driver for DemoBack {
     fn otherend_changed<'bound>(
         dev: &'bound Device<Bound>,
         data: Pin<&BackData>,
+        fe: &CStr,
         state: Result<State>,
     ) {
         let back: &Back = &data.ctl;
@@ -349,7 +349,7 @@ impl xenbus::Driver for DemoBack {
                 if conn.is_some() || dev.state() == Ok(State::Closing) {
                     return;
                 }
-                if let Ok(c) = Back::connect(dev, &back.stats) {
+                if let Ok(c) = Back::connect(dev, fe, &back.stats) {
                     *conn = Some(c);
                     back.stats.connected.store(1, Relaxed);
                     let _ = dev.switch_state(State::Connected);

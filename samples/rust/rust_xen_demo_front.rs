@@ -29,7 +29,7 @@ use kernel::{
     uaccess::UserSliceReader,
     xen::{
         events::{Handler, Registration},
-        xenbus::{self, Device, SharedFrontRing, State},
+        xenbus::{self, Device, DeviceId, SharedFrontRing, State},
         xenstore,
     },
 };
@@ -150,7 +150,7 @@ impl Link {
             status: id.wrapping_mul(10),
             operation,
         };
-        let idx = match self.ring.ring().push_request(&req) {
+        let idx = match self.ring.push_request(&req) {
             Ok(idx) => idx,
             Err(e) => {
                 // The ring is full (`EBUSY`): the slot stays free.
@@ -222,9 +222,9 @@ impl Handler for FrontIrq {
         }
         let before = link.completed;
         loop {
-            let rsp = match link.ring.ring().next_response() {
+            let rsp = match link.ring.next_response() {
                 Ok(Some(rsp)) => rsp,
-                Ok(None) => match link.ring.ring().final_check_for_responses() {
+                Ok(None) => match link.ring.final_check_for_responses() {
                     Ok(true) => continue,
                     Ok(false) => break,
                     Err(e) => {
@@ -280,9 +280,9 @@ struct Front {
 impl Front {
     /// Sets up a ring and an event channel for the backend and publishes them.
     fn connect(dev: &Device<Bound>, stats: &Arc<Stats>) -> Result<Conn> {
-        let mut ring = SharedFrontRing::<Request, Response>::new(dev)
+        let ring = SharedFrontRing::<Request, Response>::new(dev)
             .inspect_err(|e| dev.dev_fatal(*e, fmt!("granting the ring")))?;
-        if ring.ring().size() as usize != SLOTS {
+        if ring.size() as usize != SLOTS {
             dev.dev_fatal(EINVAL, fmt!("unexpected ring size"));
             return Err(EINVAL);
         }
@@ -352,7 +352,7 @@ impl Front {
                 queued += 1;
                 pushed = true;
             }
-            if pushed && link.ring.ring().push_requests_and_check_notify() {
+            if pushed && link.ring.push_requests_and_check_notify() {
                 conn.notify();
                 stats.notifications.add(1, Relaxed);
             }
@@ -436,7 +436,10 @@ impl xenbus::Driver for DemoFront {
     type Data<'bound> = FrontData;
     const ID_TABLE: xenbus::IdTable = &DEMO_IDS;
 
-    fn probe<'bound>(dev: &'bound Device<Core<'_>>) -> impl PinInit<FrontData, Error> + 'bound {
+    fn probe<'bound>(
+        dev: &'bound Device<Core<'_>>,
+        _id: &DeviceId,
+    ) -> impl PinInit<FrontData, Error> + 'bound {
         pin_init::pin_init_scope(move || {
             let (name, dir) = proto::device_names(dev.as_ref())?;
             let stats = Arc::pin_init(
@@ -480,6 +483,7 @@ impl xenbus::Driver for DemoFront {
     fn otherend_changed<'bound>(
         dev: &'bound Device<Bound>,
         data: Pin<&FrontData>,
+        _backend: &CStr,
         state: Result<State>,
     ) {
         let front: &Front = &data.ctl;

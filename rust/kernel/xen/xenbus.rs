@@ -31,7 +31,7 @@ use crate::{
     xen::{
         events::{DomId, Port},
         grant_table::{GrantRef, GrantedPage},
-        ring::{BackRing, FrontRing},
+        ring::{BackRing, FrontRing, RingIdx},
         SharedPage,
     },
     ThisModule,
@@ -41,6 +41,7 @@ use core::{
     fmt,
     marker::PhantomData,
     mem::offset_of,
+    ops::Deref,
     ptr::{addr_of_mut, NonNull},
 };
 
@@ -116,6 +117,13 @@ impl DeviceId {
         }
         Self(id)
     }
+
+    /// The device type.
+    pub fn devicetype(&self) -> &CStr {
+        // SAFETY: `new` wrote a zero-terminated string into the array, and the table's
+        // terminator is all zeroes.
+        unsafe { CStr::from_char_ptr(self.0.devicetype.as_ptr()) }
+    }
 }
 
 // SAFETY: `DeviceId` is a `#[repr(transparent)]` wrapper of `xenbus_device_id` and adds no
@@ -165,13 +173,15 @@ pub trait Driver: Send {
     /// The device types the driver handles.
     const ID_TABLE: IdTable;
 
-    /// Binds to a device.
+    /// Binds to a device; `id` is the entry of [`Self::ID_TABLE`] that matched it.
     fn probe<'bound>(
         dev: &'bound Device<device::Core<'_>>,
+        id: &DeviceId,
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound;
 
     /// The other end changed state. Called on the xenwatch thread, only while the device is
-    /// bound; `state` is what the other end wrote and may be anything it chose.
+    /// bound; `otherend` is the other end's xenstore path, valid for the call, and `state` is
+    /// what the other end wrote and may be anything it chose.
     ///
     /// It runs with `xenwatch_mutex` held, like every xenstore watch callback: it must not wait
     /// for a thread that drops a [`Watch`](crate::xen::xenstore::Watch) or (un)registers a xenbus
@@ -179,9 +189,10 @@ pub trait Driver: Send {
     fn otherend_changed<'bound>(
         dev: &'bound Device<device::Bound>,
         data: Pin<&Self::Data<'bound>>,
+        otherend: &CStr,
         state: Result<State>,
     ) {
-        let _ = (dev, data, state);
+        let _ = (dev, data, otherend, state);
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
@@ -297,12 +308,18 @@ unsafe impl<T: Driver + 'static, K: Kind> driver::RegistrationOps for Adapter<T,
 impl<T: Driver + 'static, K: Kind> Adapter<T, K> {
     extern "C" fn probe_callback(
         xdev: *mut bindings::xenbus_device,
-        _id: *const bindings::xenbus_device_id,
+        id: *const bindings::xenbus_device_id,
     ) -> c_int {
         // SAFETY: The xenbus core calls probe with a valid device, for the duration of the call.
         let dev = unsafe { &*xdev.cast::<Device<device::CoreInternal<'_>>>() };
+        if id.is_null() {
+            return ENODEV.to_errno();
+        }
+        // SAFETY: `id` is the matching entry of the driver's table (`xenbus_match_id`), which is
+        // `'static`; `DeviceId` is a transparent wrapper of `xenbus_device_id`.
+        let id = unsafe { &*id.cast::<DeviceId>() };
         from_result(|| {
-            let data = T::probe(dev);
+            let data = T::probe(dev, id);
             dev.as_ref().set_drvdata(data)?;
             Ok(0)
         })
@@ -344,7 +361,11 @@ impl<T: Driver + 'static, K: Kind> Adapter<T, K> {
         let dev = unsafe { &*xdev.cast::<Device<device::BoundInternal>>() };
         // SAFETY: The device is bound and probe set the driver data (see above).
         let data = unsafe { dev.as_ref().drvdata_borrow::<T::Data<'_>>() };
-        T::otherend_changed(dev, data, State::from_raw(state));
+        // SAFETY: `talk_to_otherend` set the path before the watch was registered; it is only
+        // freed (remove) or replaced (restore) after the watch is unregistered, which waits for
+        // this callback to return.
+        let otherend = unsafe { dev.c_str((*xdev).otherend) };
+        T::otherend_changed(dev, data, otherend, State::from_raw(state));
     }
 }
 
@@ -368,6 +389,7 @@ impl<T: Driver + 'static, K: Kind> Adapter<T, K> {
 ///     const ID_TABLE: xenbus::IdTable = &TABLE;
 ///     fn probe<'bound>(
 ///         dev: &'bound xenbus::Device<kernel::device::Core<'_>>,
+///         _id: &xenbus::DeviceId,
 ///     ) -> impl PinInit<(), Error> + 'bound {
 ///         dev.switch_state(xenbus::State::Initialised)
 ///     }
@@ -456,30 +478,28 @@ impl<Ctx: device::DeviceContext> Device<Ctx> {
         self.0.get()
     }
 
-    fn c_str(&self, p: *const c_char) -> &CStr {
+    /// # Safety
+    ///
+    /// `p` must be null or a string that stays valid and unchanged while `self` is borrowed.
+    unsafe fn c_str(&self, p: *const c_char) -> &CStr {
         if p.is_null() {
             return c"";
         }
-        // SAFETY: xenbus keeps these strings alive as long as the device.
+        // SAFETY: The caller guarantees that the string lives as long as the borrow.
         unsafe { CStr::from_char_ptr(p) }
     }
 
     /// This end's xenstore path, e.g. `device/vbd/51712`.
     pub fn nodename(&self) -> &CStr {
-        // SAFETY: The device is valid (type invariant).
-        self.c_str(unsafe { (*self.as_raw()).nodename })
+        // SAFETY: The device is valid (type invariant); the string shares the device's
+        // allocation and is never changed.
+        unsafe { self.c_str((*self.as_raw()).nodename) }
     }
 
     /// The device type, e.g. `vbd`.
     pub fn devicetype(&self) -> &CStr {
-        // SAFETY: The device is valid (type invariant).
-        self.c_str(unsafe { (*self.as_raw()).devicetype })
-    }
-
-    /// The other end's xenstore path, as this end's xenstore entry names it.
-    pub fn otherend(&self) -> &CStr {
-        // SAFETY: The device is valid (type invariant).
-        self.c_str(unsafe { (*self.as_raw()).otherend })
+        // SAFETY: As for `nodename`.
+        unsafe { self.c_str((*self.as_raw()).devicetype) }
     }
 
     /// The other end's domain. A value that is not a domain id (the other end's `backend-id`
@@ -496,13 +516,19 @@ impl<Ctx: device::DeviceContext> Device<Ctx> {
         // SAFETY: The device is valid (type invariant).
         State::from_raw(unsafe { (*self.as_raw()).state })
     }
+}
 
-    /// The other end's state, read from xenstore now.
-    pub fn otherend_state(&self) -> Result<State> {
-        // SAFETY: The device and the path are valid.
-        State::from_raw(unsafe {
-            bindings::xenbus_read_driver_state(self.as_raw(), self.otherend().as_char_ptr())
-        })
+impl Device<device::Core<'_>> {
+    /// The other end's xenstore path, as this end's xenstore entry names it.
+    ///
+    /// Only in probe and unbind: xenbus frees the string when the device is removed and
+    /// replaces it when the domain is restored, so it is stable only under the device lock
+    /// (probe, remove and the PM callbacks hold it) or in [`Driver::otherend_changed`], which
+    /// is given the path.
+    pub fn otherend(&self) -> &CStr {
+        // SAFETY: The device is valid (type invariant); the device lock is held (`Core`), so
+        // `xenbus_dev_remove` and `xenbus_dev_restore` cannot free the string meanwhile.
+        unsafe { self.c_str((*self.as_raw()).otherend) }
     }
 }
 
@@ -653,9 +679,40 @@ impl<Req: AsBytes + Copy, Rsp: FromBytes + Copy> SharedFrontRing<Req, Rsp> {
         self.grant.gref()
     }
 
-    /// The frontend's end of the ring.
-    pub fn ring(&mut self) -> &mut FrontRing<Req, Rsp> {
-        &mut self.ring
+    /// Queues a request ([`FrontRing::push_request`]).
+    pub fn push_request(&mut self, req: &Req) -> Result<RingIdx> {
+        self.ring.push_request(req)
+    }
+
+    /// Publishes the queued requests ([`FrontRing::push_requests_and_check_notify`]).
+    pub fn push_requests_and_check_notify(&mut self) -> bool {
+        self.ring.push_requests_and_check_notify()
+    }
+
+    /// Responses not yet consumed ([`FrontRing::unconsumed_responses`]).
+    pub fn unconsumed_responses(&mut self) -> Result<u32> {
+        self.ring.unconsumed_responses()
+    }
+
+    /// Consumes the next response ([`FrontRing::next_response`]).
+    pub fn next_response(&mut self) -> Result<Option<Rsp>> {
+        self.ring.next_response()
+    }
+
+    /// Asks for a notification on the next response ([`FrontRing::final_check_for_responses`]).
+    pub fn final_check_for_responses(&mut self) -> Result<bool> {
+        self.ring.final_check_for_responses()
+    }
+}
+
+/// The ring's read-only accessors. There is no `&mut` access to the ring itself: safe code could
+/// then swap two rings (`mem::swap`) and leave each pointing into the other's page, which the
+/// other frees when it is dropped.
+impl<Req, Rsp> Deref for SharedFrontRing<Req, Rsp> {
+    type Target = FrontRing<Req, Rsp>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.ring
     }
 }
 
@@ -676,14 +733,43 @@ impl<Req: FromBytes + Copy, Rsp: AsBytes + Copy> SharedBackRing<Req, Rsp> {
         Ok(Self { ring, map })
     }
 
-    /// The backend's end of the ring.
-    pub fn ring(&mut self) -> &mut BackRing<Req, Rsp> {
-        &mut self.ring
+    /// Consumes the next request ([`BackRing::next_request`]).
+    pub fn next_request(&mut self) -> Result<Option<Req>> {
+        self.ring.next_request()
+    }
+
+    /// Requests not yet consumed ([`BackRing::unconsumed_requests`]).
+    pub fn unconsumed_requests(&mut self) -> Result<u32> {
+        self.ring.unconsumed_requests()
+    }
+
+    /// Queues a response ([`BackRing::push_response`]).
+    pub fn push_response(&mut self, rsp: &Rsp) -> Result<RingIdx> {
+        self.ring.push_response(rsp)
+    }
+
+    /// Publishes the queued responses ([`BackRing::push_responses_and_check_notify`]).
+    pub fn push_responses_and_check_notify(&mut self) -> bool {
+        self.ring.push_responses_and_check_notify()
+    }
+
+    /// Asks for a notification on the next request ([`BackRing::final_check_for_requests`]).
+    pub fn final_check_for_requests(&mut self) -> Result<bool> {
+        self.ring.final_check_for_requests()
     }
 
     /// The mapping of the frontend's ring page.
     pub fn mapping(&self) -> &RingMapping {
         &self.map
+    }
+}
+
+/// The ring's read-only accessors; as for [`SharedFrontRing`], no `&mut` access to the ring.
+impl<Req, Rsp> Deref for SharedBackRing<Req, Rsp> {
+    type Target = BackRing<Req, Rsp>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.ring
     }
 }
 
