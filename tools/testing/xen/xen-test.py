@@ -460,25 +460,28 @@ class Outcome:
 def run_console(cmd, log_path, scale=1.0, echo=None):
     """Run cmd, saving its output to log_path; track stages; stop it on a hang, a panic or the end."""
     out = Outcome()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    q = queue.Queue()
+
+    # The emulator runs in its own session: if this process is stopped (SIGTERM from a timeout, or
+    # ^C), stop it too instead of leaving it running. The handler is in place before the emulator
+    # starts: a SIGTERM that came between the two would kill this process with the default action
+    # and leave the emulator behind (seen once, on a loaded machine, in the self-test).
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
 
     def reader():
         for raw in proc.stdout:
             q.put(raw.decode("utf-8", "replace").replace("\r", "").rstrip("\n"))
         q.put(None)
 
-    threading.Thread(target=reader, daemon=True).start()
-    entered = start = time.monotonic()
-    done_at = None
-    # The emulator runs in its own session: if this process is stopped (SIGTERM from a timeout, or
-    # ^C), stop it too instead of leaving it running.
-    def stop(signum, _frame):
-        raise SystemExit(128 + signum)
-
+    proc = None
     old_term = signal.signal(signal.SIGTERM, stop)
     try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        q = queue.Queue()
+        threading.Thread(target=reader, daemon=True).start()
+        entered = start = time.monotonic()
+        done_at = None
         # Beside the log, the same lines with the host's seconds since the start: where a run's
         # time goes (the guests' own clocks stop while a domain is saved).
         timed_path = re.sub(r"\.log$", "", log_path) + ".timed.log"
@@ -516,7 +519,7 @@ def run_console(cmd, log_path, scale=1.0, echo=None):
                     break
     finally:
         signal.signal(signal.SIGTERM, old_term)
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     if not out.failure and STAGES[out.stage][0] != "shutdown":
