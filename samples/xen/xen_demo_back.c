@@ -12,6 +12,10 @@
  * Per device, /sys/kernel/debug/xen-demo.<device>/ holds:
  *   stats  (read)  the counters, one "name value" pair per line
  *   trace  (read/write) "1" logs every request
+ *   misbehave (read/write) a hostile mode, to test frontends against a
+ *          backend that breaks the protocol (C backend only): one of
+ *          "none", "unknown-id", "duplicate-id", "bad-status",
+ *          "rsp-prod-ahead", "silent" or "notify-flood"
  *
  * The wire protocol is defined in include/xen/interface/io/demo.h.  The
  * xenstore keys, the state machine, the debugfs interface and the log
@@ -62,6 +66,44 @@
 #define XEN_DEMO_BUDGET		64
 /* How much of an untrusted value to quote in an error message. */
 #define XEN_DEMO_QUOTE_MAX	32U
+/* Notifications sent per run of the flood work item. */
+#define XEN_DEMO_FLOOD_BURST	256
+
+/*
+ * The hostile modes (debugfs "misbehave"), each breaking one rule a
+ * frontend must not rely on a backend to keep (XSA-391).  The first four
+ * break one response and then fall back to XEN_DEMO_MISBEHAVE_NONE, so that
+ * a test can show the frontend recovering on its next connection; the last
+ * two last until the mode is changed.
+ * @XEN_DEMO_MISBEHAVE_UNKNOWN_ID: answer with an id that was never sent
+ * @XEN_DEMO_MISBEHAVE_DUPLICATE_ID: answer with the previous response again
+ *	(the id of a request already answered), so the request goes unanswered
+ * @XEN_DEMO_MISBEHAVE_BAD_STATUS: answer with status + 2
+ * @XEN_DEMO_MISBEHAVE_RSP_PROD_AHEAD: after a pass of good responses,
+ *	publish a response producer index one beyond the requests
+ * @XEN_DEMO_MISBEHAVE_SILENT: take requests off the ring, never answer
+ * @XEN_DEMO_MISBEHAVE_NOTIFY_FLOOD: answer correctly, and meanwhile notify
+ *	the frontend without end, with no responses, from a work item
+ */
+enum xen_demo_misbehave {
+	XEN_DEMO_MISBEHAVE_NONE,
+	XEN_DEMO_MISBEHAVE_UNKNOWN_ID,
+	XEN_DEMO_MISBEHAVE_DUPLICATE_ID,
+	XEN_DEMO_MISBEHAVE_BAD_STATUS,
+	XEN_DEMO_MISBEHAVE_RSP_PROD_AHEAD,
+	XEN_DEMO_MISBEHAVE_SILENT,
+	XEN_DEMO_MISBEHAVE_NOTIFY_FLOOD,
+};
+
+static const char *const xen_demo_misbehave_names[] = {
+	[XEN_DEMO_MISBEHAVE_NONE] = "none",
+	[XEN_DEMO_MISBEHAVE_UNKNOWN_ID] = "unknown-id",
+	[XEN_DEMO_MISBEHAVE_DUPLICATE_ID] = "duplicate-id",
+	[XEN_DEMO_MISBEHAVE_BAD_STATUS] = "bad-status",
+	[XEN_DEMO_MISBEHAVE_RSP_PROD_AHEAD] = "rsp-prod-ahead",
+	[XEN_DEMO_MISBEHAVE_SILENT] = "silent",
+	[XEN_DEMO_MISBEHAVE_NOTIFY_FLOOD] = "notify-flood",
+};
 
 /**
  * struct xen_demo_back_stats - the counters shown in the stats file
@@ -71,6 +113,10 @@
  *	than a ring ahead of the backend
  * @notifications: event channel notifications sent to the frontend
  * @deferred: interrupts that left requests to the work item
+ * @hostile: responses broken, withheld or followed by a lying index on
+ *	purpose (the misbehave file)
+ * @flood_notifications: notifications without responses sent in the
+ *	notify-flood mode
  */
 struct xen_demo_back_stats {
 	u64 requests;
@@ -78,6 +124,8 @@ struct xen_demo_back_stats {
 	u64 overflows;
 	u64 notifications;
 	u64 deferred;
+	u64 hostile;
+	u64 flood_notifications;
 };
 
 /**
@@ -90,10 +138,15 @@ struct xen_demo_back_stats {
  * @broken: the ring overflowed and is not served again
  * @work: continues serving the ring when an interrupt's budget ran out
  * @trace: log every request
+ * @misbehave: the hostile mode, an enum xen_demo_misbehave
+ * @last_rsp: the last correct response, for the duplicate-id mode
+ * @have_last: @last_rsp is set
+ * @flood_work: the notify-flood mode's notifications
  * @lock: protects the members below; taken by the interrupt handler
  * @connected: the ring is mapped, the event channel bound and the backend
  *	Connected
- * @stopping: the connection is being torn down: @work must not be queued
+ * @stopping: the connection is being torn down: @work and @flood_work must
+ *	not be queued
  * @stats: the counters
  *
  * Connecting and disconnecting happen in probe, otherend_changed and remove,
@@ -111,6 +164,10 @@ struct xen_demo_back {
 	bool broken;
 	struct work_struct work;
 	bool trace;
+	int misbehave;
+	struct demo_response last_rsp;
+	bool have_last;
+	struct work_struct flood_work;
 
 	spinlock_t lock; /* protects connected, stopping and stats */
 	bool connected;
@@ -121,6 +178,50 @@ struct xen_demo_back {
 static const char *xen_demo_back_name(const struct xen_demo_back *be)
 {
 	return dev_name(&be->dev->dev);
+}
+
+/**
+ * xen_demo_back_misbehave() - break a response on purpose
+ * @be: the device
+ * @mode: the hostile mode, not XEN_DEMO_MISBEHAVE_NONE
+ * @rsp: the correct response, changed as @mode says
+ *
+ * Context: the interrupt handler or @be->work, never both at once.
+ * Return: true if the response was broken (or is to be withheld).
+ */
+static bool xen_demo_back_misbehave(struct xen_demo_back *be, int mode,
+				    struct demo_response *rsp)
+{
+	struct demo_response good = *rsp;
+	bool broken = true, once = true;
+
+	switch (mode) {
+	case XEN_DEMO_MISBEHAVE_UNKNOWN_ID:
+		rsp->id ^= 0x80000000U;
+		break;
+	case XEN_DEMO_MISBEHAVE_DUPLICATE_ID:
+		/* The first response is correct: there is nothing to repeat. */
+		broken = be->have_last;
+		if (broken)
+			*rsp = be->last_rsp;
+		break;
+	case XEN_DEMO_MISBEHAVE_BAD_STATUS:
+		rsp->status += 1;
+		break;
+	case XEN_DEMO_MISBEHAVE_SILENT:
+		once = false;
+		break;
+	default:
+		broken = false;
+		once = false;
+		break;
+	}
+	be->last_rsp = good;
+	be->have_last = true;
+	/* Unless the mode was changed meanwhile. */
+	if (broken && once)
+		cmpxchg(&be->misbehave, mode, XEN_DEMO_MISBEHAVE_NONE);
+	return broken;
 }
 
 /**
@@ -143,6 +244,7 @@ static unsigned int xen_demo_back_serve(struct xen_demo_back *be, bool *more)
 	struct xen_demo_back_stats delta = {};
 	const char *name = xen_demo_back_name(be);
 	bool trace = READ_ONCE(be->trace);
+	int misbehave = READ_ONCE(be->misbehave);
 	unsigned int done = 0;
 	unsigned long flags;
 	RING_IDX cons, prod;
@@ -169,6 +271,8 @@ static unsigned int xen_demo_back_serve(struct xen_demo_back *be, bool *more)
 			struct demo_request req;
 			struct demo_response rsp;
 
+			misbehave = READ_ONCE(be->misbehave);
+
 			RING_COPY_REQUEST(ring, cons, &req);
 
 			/* Every byte of the response is written: no leaks. */
@@ -189,6 +293,12 @@ static unsigned int xen_demo_back_serve(struct xen_demo_back *be, bool *more)
 					name, cons & XEN_DEMO_SLOT_MASK, req.id,
 					req.operation, req.status, rsp.status);
 
+			if (misbehave != XEN_DEMO_MISBEHAVE_NONE &&
+			    xen_demo_back_misbehave(be, misbehave, &rsp))
+				delta.hostile++;
+			if (misbehave == XEN_DEMO_MISBEHAVE_SILENT)
+				continue;
+
 			memcpy(RING_GET_RESPONSE(ring, ring->rsp_prod_pvt),
 			       &rsp, sizeof(rsp));
 			ring->rsp_prod_pvt++;
@@ -196,6 +306,15 @@ static unsigned int xen_demo_back_serve(struct xen_demo_back *be, bool *more)
 		ring->req_cons = cons;
 
 		RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(ring, notify);
+		if (misbehave == XEN_DEMO_MISBEHAVE_RSP_PROD_AHEAD && done &&
+		    cmpxchg(&be->misbehave, misbehave,
+			    XEN_DEMO_MISBEHAVE_NONE) == misbehave) {
+			/* One response more than there were requests. */
+			virt_wmb();
+			WRITE_ONCE(ring->sring->rsp_prod, ring->rsp_prod_pvt + 1);
+			delta.hostile++;
+			notify = 1;
+		}
 		if (notify) {
 			notify_remote_via_irq(be->irq);
 			delta.notifications++;
@@ -219,6 +338,7 @@ static unsigned int xen_demo_back_serve(struct xen_demo_back *be, bool *more)
 	be->stats.bad_requests += delta.bad_requests;
 	be->stats.overflows += delta.overflows;
 	be->stats.notifications += delta.notifications;
+	be->stats.hostile += delta.hostile;
 	spin_unlock_irqrestore(&be->lock, flags);
 
 	return done;
@@ -254,6 +374,27 @@ static void xen_demo_back_work(struct work_struct *work)
 	if (more && xen_demo_back_continue(be))
 		return;
 	xen_irq_lateeoi(be->irq, 0);
+}
+
+/*
+ * The notify-flood mode: notifications that carry no responses, in bursts,
+ * until the mode changes or the connection is torn down.
+ */
+static void xen_demo_back_flood(struct work_struct *work)
+{
+	struct xen_demo_back *be = container_of(work, struct xen_demo_back,
+						flood_work);
+	unsigned int i;
+
+	for (i = 0; i < XEN_DEMO_FLOOD_BURST; i++)
+		notify_remote_via_irq(be->irq);
+
+	spin_lock_irq(&be->lock);
+	be->stats.flood_notifications += XEN_DEMO_FLOOD_BURST;
+	if (!be->stopping &&
+	    READ_ONCE(be->misbehave) == XEN_DEMO_MISBEHAVE_NOTIFY_FLOOD)
+		queue_work(system_dfl_wq, &be->flood_work);
+	spin_unlock_irq(&be->lock);
 }
 
 /**
@@ -312,6 +453,7 @@ static void xen_demo_back_disconnect(struct xen_demo_back *be)
 	spin_unlock_irq(&be->lock);
 
 	cancel_work_sync(&be->work);
+	cancel_work_sync(&be->flood_work);
 	if (be->irq) {
 		unbind_from_irqhandler(be->irq, be);
 		be->irq = 0;
@@ -430,6 +572,7 @@ static int xen_demo_back_connect(struct xen_demo_back *be)
 	BACK_RING_ATTACH(&be->ring, be->sring,
 			 READ_ONCE(be->sring->rsp_prod), XEN_PAGE_SIZE);
 	be->broken = false;
+	be->have_last = false;
 	spin_lock_irq(&be->lock);
 	be->stopping = false;
 	spin_unlock_irq(&be->lock);
@@ -453,6 +596,8 @@ static int xen_demo_back_connect(struct xen_demo_back *be)
 
 	spin_lock_irq(&be->lock);
 	be->connected = true;
+	if (READ_ONCE(be->misbehave) == XEN_DEMO_MISBEHAVE_NOTIFY_FLOOD)
+		queue_work(system_dfl_wq, &be->flood_work);
 	spin_unlock_irq(&be->lock);
 	pr_info("xen-demo %s: connected (ring-ref %u, event-channel %u)\n",
 		dev_name(&dev->dev), ring_ref, evtchn);
@@ -532,9 +677,65 @@ static int xen_demo_back_stats_show(struct seq_file *m, void *unused)
 	seq_printf(m, "overflows %llu\n", stats.overflows);
 	seq_printf(m, "notifications %llu\n", stats.notifications);
 	seq_printf(m, "deferred %llu\n", stats.deferred);
+	seq_printf(m, "hostile %llu\n", stats.hostile);
+	seq_printf(m, "flood_notifications %llu\n", stats.flood_notifications);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(xen_demo_back_stats);
+
+static int xen_demo_back_misbehave_show(struct seq_file *m, void *unused)
+{
+	struct xen_demo_back *be = m->private;
+
+	seq_printf(m, "%s\n",
+		   xen_demo_misbehave_names[READ_ONCE(be->misbehave)]);
+	return 0;
+}
+
+static int xen_demo_back_misbehave_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, xen_demo_back_misbehave_show, inode->i_private);
+}
+
+/*
+ * Sets the hostile mode; it applies from the next request on.  Entering
+ * notify-flood while connected starts the flood at once (otherwise on the
+ * next connection); leaving it stops the flood.
+ */
+static ssize_t xen_demo_back_misbehave_write(struct file *file,
+					     const char __user *ubuf,
+					     size_t count, loff_t *ppos)
+{
+	struct xen_demo_back *be = file_inode(file)->i_private;
+	char buf[XEN_DEMO_INPUT_MAX];
+	int err, mode;
+
+	err = xen_demo_copy_input(buf, sizeof(buf), ubuf, count);
+	if (err)
+		return err;
+	mode = match_string(xen_demo_misbehave_names,
+			    ARRAY_SIZE(xen_demo_misbehave_names), buf);
+	if (mode < 0)
+		return -EINVAL;
+
+	spin_lock_irq(&be->lock);
+	WRITE_ONCE(be->misbehave, mode);
+	if (mode == XEN_DEMO_MISBEHAVE_NOTIFY_FLOOD && be->connected &&
+	    !be->stopping)
+		queue_work(system_dfl_wq, &be->flood_work);
+	spin_unlock_irq(&be->lock);
+	pr_info("xen-demo %s: misbehave %s\n", xen_demo_back_name(be), buf);
+	return count;
+}
+
+static const struct file_operations xen_demo_back_misbehave_fops = {
+	.owner = THIS_MODULE,
+	.open = xen_demo_back_misbehave_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = single_release,
+	.write = xen_demo_back_misbehave_write,
+};
 
 static int xen_demo_back_probe(struct xenbus_device *dev,
 			       const struct xenbus_device_id *id)
@@ -551,6 +752,7 @@ static int xen_demo_back_probe(struct xenbus_device *dev,
 	be->dev = dev;
 	spin_lock_init(&be->lock);
 	INIT_WORK(&be->work, xen_demo_back_work);
+	INIT_WORK(&be->flood_work, xen_demo_back_flood);
 	dev_set_drvdata(&dev->dev, be);
 
 	err = xenbus_printf(XBT_NIL, dev->nodename, "protocol-version", "%u",
@@ -567,6 +769,8 @@ static int xen_demo_back_probe(struct xenbus_device *dev,
 			    &xen_demo_back_stats_fops);
 	debugfs_create_file("trace", 0600, be->debugfs, &be->trace,
 			    &xen_demo_trace_fops);
+	debugfs_create_file("misbehave", 0600, be->debugfs, be,
+			    &xen_demo_back_misbehave_fops);
 
 	/* Reports its own errors. */
 	err = xenbus_switch_state(dev, XenbusStateInitWait);
