@@ -9,6 +9,13 @@
 //! against the request it claims to answer. When the backend goes away the frontend closes, and
 //! when it comes back the frontend sets up a fresh ring and reconnects.
 //!
+//! A backend that answers with an id that is not outstanding, the wrong operation or status, or
+//! more responses than there were requests, breaks the ring: the frontend counts and logs it,
+//! reads nothing more from it and fails every `send` with `EIO` until the next connection, as
+//! blkfront and netfront do since XSA-391. The event channel is bound with late EOI and an event
+//! that brought no response is reported spurious, so that a backend flooding notifications is
+//! throttled by the event core.
+//!
 //! The protocol is `include/xen/interface/io/demo.h`; the debugfs interface and the state machine
 //! are described in `Documentation/rust/xen-demo.rst`. `samples/xen/xen_demo_front.c` is the same
 //! driver in C.
@@ -16,9 +23,7 @@
 use kernel::{
     debugfs::{Scope, ScopedDir},
     device::{Bound, Core},
-    fmt,
-    irq::IrqReturn,
-    new_condvar, new_mutex, new_spinlock_irq,
+    fmt, new_condvar, new_mutex, new_spinlock_irq,
     prelude::*,
     str::CString,
     sync::{
@@ -28,7 +33,7 @@ use kernel::{
     time::{msecs_to_jiffies, Instant, Monotonic},
     uaccess::UserSliceReader,
     xen::{
-        events::{Handler, Registration},
+        events::{LateEoi, LateEoiHandler, LateEoiRegistration, Notifier},
         xenbus::{self, Device, DeviceId, SharedFrontRing, State},
         xenstore,
     },
@@ -50,7 +55,7 @@ const MAX_REQUESTS: u32 = 1_000_000;
 const MAX_BATCH: u32 = 4096;
 /// A `send` fails with `ETIMEDOUT` when no response arrives for this long.
 const PROGRESS_TIMEOUT_MS: u32 = 5000;
-/// Bad responses logged per device; the rest are only counted.
+/// Broken rings logged per device; the rest are only counted.
 const LOGGED_BAD_RESPONSES: u64 = 10;
 
 /// Counters, readable in debugfs; shared by the control files and the event handler.
@@ -64,6 +69,8 @@ struct Stats {
     ring_full_waits: Atomic<u64>,
     notifications: Atomic<u64>,
     interrupts: Atomic<u64>,
+    /// Events that brought no response.
+    spurious: Atomic<u64>,
     last_run_requests: Atomic<u64>,
     last_run_ns: Atomic<u64>,
     trace: Atomic<u32>,
@@ -86,6 +93,7 @@ impl Stats {
             ("ring_full_waits", self.ring_full_waits.load(Relaxed)),
             ("notifications", self.notifications.load(Relaxed)),
             ("interrupts", self.interrupts.load(Relaxed)),
+            ("spurious", self.spurious.load(Relaxed)),
             ("last_run_requests", self.last_run_requests.load(Relaxed)),
             ("last_run_ns", self.last_run_ns.load(Relaxed)),
         ];
@@ -111,7 +119,8 @@ struct Link {
     received: u32,
     /// Responses that completed a request.
     completed: u64,
-    /// The backend broke the ring protocol: nothing more is read from it.
+    /// The backend broke the protocol (a bad response, or more responses than requests):
+    /// nothing more is read from the ring.
     broken: bool,
 }
 
@@ -176,7 +185,8 @@ impl Link {
         Ok(Some(()))
     }
 
-    /// Checks a response against the request it names; completes that request if it matches.
+    /// Checks a response against the request it names; completes that request if it matches,
+    /// and breaks the ring if it does not.
     fn complete(&mut self, rsp: &Response, stats: &Stats) {
         let slot = (rsp.id & 0xff) as usize;
         let good = match self.table.get_mut(slot) {
@@ -192,14 +202,24 @@ impl Link {
         if good && self.free.push(slot as u16, GFP_ATOMIC).is_ok() {
             self.completed += 1;
             stats.completed.add(1, Relaxed);
-        } else if stats.bad_responses.fetch_add(1, Relaxed) < LOGGED_BAD_RESPONSES {
-            pr_warn!(
-                "xen-demo {}: bad response: id={} op={} status={}\n",
-                &*stats.name,
-                rsp.id,
-                rsp.operation,
-                rsp.status
+        } else {
+            self.break_ring(
+                stats,
+                fmt!(
+                    "bad response: id={} op={} status={}",
+                    rsp.id,
+                    rsp.operation,
+                    rsp.status
+                ),
             );
+        }
+    }
+
+    /// Stops reading the ring for good (until the next connection), counting and logging why.
+    fn break_ring(&mut self, stats: &Stats, why: fmt::Arguments<'_>) {
+        self.broken = true;
+        if stats.bad_responses.fetch_add(1, Relaxed) < LOGGED_BAD_RESPONSES {
+            pr_warn!("xen-demo {}: {why}, ring abandoned\n", &*stats.name);
         }
     }
 }
@@ -212,40 +232,31 @@ struct FrontIrq {
     stats: Arc<Stats>,
 }
 
-impl Handler for FrontIrq {
-    fn handle(&self) -> IrqReturn {
+impl LateEoiHandler for FrontIrq {
+    /// Takes every response off the ring; an event that brought none is spurious.
+    fn handle(&self, _peer: &Notifier) -> LateEoi {
         let stats = &*self.stats;
         stats.interrupts.add(1, Relaxed);
         let mut link = self.link.lock();
-        if link.broken {
-            return IrqReturn::Handled;
-        }
         let before = link.completed;
-        loop {
+        let mut taken = 0u32;
+        while !link.broken {
             let rsp = match link.ring.next_response() {
                 Ok(Some(rsp)) => rsp,
                 Ok(None) => match link.ring.final_check_for_responses() {
                     Ok(true) => continue,
                     Ok(false) => break,
                     Err(e) => {
-                        link.broken = true;
-                        pr_err!(
-                            "xen-demo {}: backend broke the ring ({e:?})\n",
-                            &*stats.name
-                        );
+                        link.break_ring(stats, fmt!("more responses than requests ({e:?})"));
                         break;
                     }
                 },
                 Err(e) => {
-                    link.broken = true;
-                    stats.bad_responses.add(1, Relaxed);
-                    pr_err!(
-                        "xen-demo {}: backend broke the ring ({e:?})\n",
-                        &*stats.name
-                    );
+                    link.break_ring(stats, fmt!("more responses than requests ({e:?})"));
                     break;
                 }
             };
+            taken += 1;
             if stats.tracing() {
                 pr_info!(
                     "xen-demo {}: received slot {}: id={} op={} status={}\n",
@@ -262,11 +273,15 @@ impl Handler for FrontIrq {
         if link.completed != before || link.broken {
             stats.progress.notify_all();
         }
-        IrqReturn::Handled
+        if taken == 0 {
+            stats.spurious.add(1, Relaxed);
+            return LateEoi::Spurious;
+        }
+        LateEoi::Handled
     }
 }
 
-type Conn = Pin<KBox<Registration<FrontIrq>>>;
+type Conn = Pin<KBox<LateEoiRegistration<FrontIrq>>>;
 
 /// Per-device state, owned by the device's debugfs scope.
 #[pin_data]
@@ -293,7 +308,7 @@ impl Front {
         let evtchn = port.number();
         let link = Link::new(ring)?;
         let conn = KBox::pin_init(
-            Registration::new(
+            LateEoiRegistration::new(
                 port,
                 c"xen-demo-front",
                 try_pin_init!(FrontIrq {
@@ -452,6 +467,7 @@ impl xenbus::Driver for DemoFront {
                     ring_full_waits: Atomic::new(0),
                     notifications: Atomic::new(0),
                     interrupts: Atomic::new(0),
+                    spurious: Atomic::new(0),
                     last_run_requests: Atomic::new(0),
                     last_run_ns: Atomic::new(0),
                     trace: Atomic::new(0),

@@ -22,9 +22,15 @@
  * samples/rust/rust_xen_demo_front.rs behaves the same way.
  *
  * Nothing the backend writes is trusted: responses are copied out of the
- * shared page before use, matched against a table of outstanding requests,
- * and a backend that produces more responses than there were requests makes
- * the frontend stop reading the ring.
+ * shared page before use and matched against a table of outstanding
+ * requests.  A backend that answers with an id that is not outstanding, the
+ * wrong operation or the wrong status, or that produces more responses than
+ * there were requests, breaks the ring: the frontend counts and logs it,
+ * stops reading the ring and fails every send with -EIO until the next
+ * connection (as blkfront and netfront do since XSA-391).  The event channel
+ * is bound with late EOI, and an event that brought no response is reported
+ * spurious, so that a backend flooding notifications is throttled by the
+ * event core.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -90,6 +96,7 @@ struct xen_demo_front_shadow {
  * @ring_full_waits: times a send waited for a free slot
  * @notifications: event channel notifications sent to the backend
  * @interrupts: event channel upcalls handled
+ * @spurious: upcalls that brought no response
  * @last_run_requests: requests of the last successful send
  * @last_run_ns: time from the first request to the last response of the
  *	last successful send
@@ -101,6 +108,7 @@ struct xen_demo_front_stats {
 	u64 ring_full_waits;
 	u64 notifications;
 	u64 interrupts;
+	u64 spurious;
 	u64 last_run_requests;
 	u64 last_run_ns;
 };
@@ -122,8 +130,9 @@ struct xen_demo_front_stats {
  * @irq: the irq bound to @evtchn, 0 if none
  * @live: the ring and the irq are set up; the handler may read responses
  * @connected: both ends are Connected; requests may be sent
- * @broken: the backend produced more responses than there were requests;
- *	the ring is not read again until the next connection
+ * @broken: the backend broke the protocol (a bad response, or more
+ *	responses than there were requests); the ring is not read again until
+ *	the next connection
  * @epoch: incremented on every connection and disconnection
  * @progress: incremented on every accepted response, on disconnection and
  *	when the ring breaks
@@ -291,7 +300,9 @@ static bool xen_demo_front_complete(struct xen_demo_front *info,
  * Reads the response producer index once per pass and checks it before
  * looking at any response: a backend can never have answered more requests
  * than were sent, so an index beyond that marks the ring broken.  Each
- * response is copied out of the shared page, then validated.
+ * response is copied out of the shared page, then validated; the first bad
+ * one marks the ring broken too.  Ends the event with xen_irq_lateeoi(),
+ * flagged spurious if no response was taken off the ring.
  *
  * Context: hard interrupt.
  * Return: IRQ_HANDLED.
@@ -301,8 +312,9 @@ static irqreturn_t xen_demo_front_interrupt(int irq, void *dev_id)
 	struct xen_demo_front *info = dev_id;
 	const char *name = xen_demo_front_name(info);
 	unsigned long progress, flags;
+	unsigned int taken = 0;
 	RING_IDX cons, prod;
-	int more;
+	int more = 0;
 
 	spin_lock_irqsave(&info->lock, flags);
 	info->stats.interrupts++;
@@ -330,19 +342,25 @@ static irqreturn_t xen_demo_front_interrupt(int irq, void *dev_id)
 			struct demo_response rsp;
 
 			RING_COPY_RESPONSE(&info->ring, cons, &rsp);
+			taken++;
 			if (READ_ONCE(info->trace))
 				pr_info("xen-demo %s: received slot %u: id=%u op=%u status=%u\n",
 					name, cons & XEN_DEMO_SLOT_MASK,
 					rsp.id, rsp.operation, rsp.status);
 
 			if (!xen_demo_front_complete(info, &rsp)) {
+				info->broken = true;
 				info->stats.bad_responses++;
-				pr_warn_ratelimited("xen-demo %s: bad response: id=%u op=%u status=%u\n",
+				xen_demo_front_progress(info);
+				pr_warn_ratelimited("xen-demo %s: bad response: id=%u op=%u status=%u, ring abandoned\n",
 						    name, rsp.id, rsp.operation,
 						    rsp.status);
+				break;
 			}
 		}
 		info->ring.rsp_cons = cons;
+		if (info->broken)
+			break;
 
 		RING_FINAL_CHECK_FOR_RESPONSES(&info->ring, more);
 	} while (more);
@@ -350,7 +368,10 @@ static irqreturn_t xen_demo_front_interrupt(int irq, void *dev_id)
 	if (info->progress != progress)
 		wake_up(&info->wq);
 out:
+	if (!taken)
+		info->stats.spurious++;
 	spin_unlock_irqrestore(&info->lock, flags);
+	xen_irq_lateeoi(irq, taken ? 0 : XEN_EOI_FLAG_SPURIOUS);
 	return IRQ_HANDLED;
 }
 
@@ -486,8 +507,8 @@ static int xen_demo_front_connect(struct xen_demo_front *info)
 		goto fail;
 	info->evtchn = evtchn;
 
-	err = bind_evtchn_to_irqhandler(evtchn, xen_demo_front_interrupt, 0,
-					"xen-demo-front", info);
+	err = bind_evtchn_to_irqhandler_lateeoi(evtchn, xen_demo_front_interrupt,
+						0, "xen-demo-front", info);
 	if (err < 0) {
 		xenbus_dev_fatal(dev, err, "binding event channel %u", evtchn);
 		goto fail;
@@ -706,6 +727,7 @@ static int xen_demo_front_stats_show(struct seq_file *m, void *unused)
 	seq_printf(m, "ring_full_waits %llu\n", stats.ring_full_waits);
 	seq_printf(m, "notifications %llu\n", stats.notifications);
 	seq_printf(m, "interrupts %llu\n", stats.interrupts);
+	seq_printf(m, "spurious %llu\n", stats.spurious);
 	seq_printf(m, "last_run_requests %llu\n", stats.last_run_requests);
 	seq_printf(m, "last_run_ns %llu\n", stats.last_run_ns);
 	return 0;
