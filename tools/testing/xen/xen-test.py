@@ -56,7 +56,7 @@ STAGES = [
     # The kselftests, each run in both domains at once: the stock PV drivers, Xen's tools,
     # save/restore and the SMP race (xen_pv.sh), then the demo pair (xen_demo.sh).
     ("PV kselftest", re.compile(r"^\[domU\] XR-KSFT-BEGIN xen_pv$"), 1500),
-    ("demo kselftest", re.compile(r"^\[domU\] XR-KSFT-BEGIN xen_demo$"), 1500),
+    ("demo kselftest", re.compile(r"^\[domU\] XR-KSFT-BEGIN xen_demo$"), 2400),
     ("dom0 tests", re.compile(r"^XR-STAGE dom0-tests$"), 180),
     ("shutdown", re.compile(r"^XR-DONE dom0$"), 60),
 ]

@@ -17,8 +17,12 @@
 #
 # Steps: the attach tool's errors; per backend, hostile xenstore values (a fake frontend written
 # by dom0); every frontend/backend pairing with 1, 100 and 10000 requests, an unknown operation
-# and a flood past the ring's capacity, each validated by both ends; for the Rust pair and the C
-# pair, 20 detach/attach cycles, 20 backend reload cycles and 20 frontend reload cycles while
+# and a flood past the ring's capacity, each validated by both ends; each frontend against the C
+# backend turned hostile (responses with an id never sent, a duplicate id, a wrong status, a
+# response producer beyond the requests, a notification flood, a backend that vanishes with
+# requests outstanding): the frontend must count and log it, fail the send at once, stay
+# usable after a reconnection and give back every grant and event channel; for the Rust pair and
+# the C pair, 20 detach/attach cycles, 20 backend reload cycles and 20 frontend reload cycles while
 # connected. Grant references in use, bound event channels and module reference counts are read
 # from the kernel before and after, and must come back to their baseline.
 #
@@ -163,6 +167,51 @@ backend_traced() {
 
 inject_overflow() { echo req-prod-overflow >$FE_DBG/inject; }
 
+# send_fails_eio: a send fails with EIO, the error for a ring the backend broke.
+send_fails_eio() {
+	if echo "2 1" >$FE_DBG/send 2>"$tmp.err"; then
+		echo "the send succeeded"
+		return 1
+	fi
+	grep -q -e "I/O error" -e "Input/output error" "$tmp.err" ||
+		{ echo "the send failed with '$(cat "$tmp.err")', want EIO"; return 1; }
+}
+
+# broken_ring_ok BEFORE: the backend's bad answer broke the ring: the send failed with EIO, one
+# bad response was counted, a line newer than BEFORE says the ring was abandoned, and the next
+# send fails with EIO too, at once (no wait for a response).
+broken_ring_ok() {
+	local b0 b1 line
+	b0=$(stat_of $FE_DBG/stats bad_responses) || return 1
+	send_fails_eio || return 1
+	b1=$(stat_of $FE_DBG/stats bad_responses) || return 1
+	[ "$b1" -eq $((b0 + 1)) ] || { echo "bad responses went from $b0 to $b1, want +1"; return 1; }
+	line=$(last_line "xen-demo demo-$DEVID: .*ring abandoned")
+	[ -n "$line" ] && [ "$line" != "$1" ] || { echo "no new 'ring abandoned' line"; return 1; }
+	echo "# $line"
+	send_fails_eio || return 1
+}
+
+# spurious_above N: the frontend counted more than N events that brought no response.
+spurious_above() {
+	local v
+	v=$(stat_of $FE_DBG/stats spurious) || return 1
+	[ "$v" -gt "$1" ] || { echo "spurious is $v, want more than $1"; return 1; }
+}
+
+# background_send N B: start a send in the background; its exit status lands in $tmp.bgrc.
+background_send() {
+	rm -f "$tmp.bgrc" "$tmp.bgerr"
+	(
+		echo "$1 $2" >$FE_DBG/send 2>"$tmp.bgerr"
+		echo $? >"$tmp.bgrc"
+	) &
+}
+background_failed() {
+	[ "$(cat "$tmp.bgrc")" != 0 ] || { echo "the send succeeded"; return 1; }
+	echo "# $(cat "$tmp.bgerr")"
+}
+
 front_reload_cycles() {
 	f=$1
 	i=0
@@ -178,6 +227,14 @@ front_reload_cycles() {
 # --- Backend side (dom0) ------------------------------------------------------------------------
 
 attach() { "$ATTACH" attach "$DOMU" "$@"; }
+misbehave() { echo "$1" >"$BE_DBG/misbehave"; }
+
+# stat_above FILE NAME N: the counter is above N.
+stat_above() {
+	local v
+	v=$(stat_of "$1" "$2") || return 1
+	[ "$v" -gt "$3" ] || { echo "$2 is $v, want more than $3"; return 1; }
+}
 detach() { "$ATTACH" detach "$DOMU" "$@"; }
 attach_fails() { ! "$ATTACH" "$@"; }
 be_gone() { [ ! -e "$BE_DEV" ]; }
@@ -380,6 +437,8 @@ mode_test() {
 		fi
 	done
 
+	hostile_backend
+
 	for pair in "rust_xen_demo_front rust_xen_demo_back" "xen_demo_front xen_demo_back"; do
 		f=${pair% *}
 		b=${pair#* }
@@ -441,6 +500,122 @@ mode_test() {
 		fi
 		barrier "cycles done $f $b"
 	done
+}
+
+# hostile_backend: each frontend against the C backend in each of its hostile modes (the
+# backend's misbehave file; see xen_demo_back.c).
+hostile_backend() {
+	b=xen_demo_back
+	on dom0 && check "hostile back: load $b" mod_load "$b"
+	for f in $FRONTS; do
+		p="$(short "$f") front + hostile back"
+		attach_and_connect "$p" "$f" "$b" "hostile attach $f"
+		on domU && check "$p: 10 good requests first" send_ok 10 1
+		barrier "hostile good $f"
+		# Each of these modes breaks one response, then the backend behaves again.
+		for mode in unknown-id duplicate-id bad-status rsp-prod-ahead; do
+			if on domU; then
+				abandoned=$(last_line "xen-demo demo-$DEVID: .*ring abandoned")
+			else
+				h0=$(stat_of "$BE_DBG/stats" hostile)
+				check "$p, $mode: set the mode" misbehave $mode
+			fi
+			barrier "hostile $mode $f"
+			if on domU; then
+				check "$p, $mode: counted, logged, every send fails with EIO" broken_ring_ok "$abandoned"
+				check "$p, $mode: still Connected" state_is "$FE" 4
+				check "$p, $mode: unload $f" mod_unload "$f" xen demo-$DEVID
+				check "$p, $mode: grants back to baseline" wait_until 10 "$G0 grants in use" grants_are "$G0"
+				check "$p, $mode: event channels back to baseline" evtchns_are "$E0"
+				check "$p, $mode: load $f" mod_load "$f"
+				check "$p, $mode: connected again" wait_until 30 "both ends Connected" connected
+				check "$p, $mode: 100 requests on the new connection" send_ok 100 1
+				check "$p, $mode: one grant" grants_are $((G0 + 1))
+			fi
+			barrier "hostile $mode recovered $f"
+			if on dom0; then
+				check "$p, $mode: the backend broke one response" \
+					stat_is "$BE_DBG/stats" hostile $((h0 + 1))
+				check "$p, $mode: and behaves again" grep -qx none "$BE_DBG/misbehave"
+			fi
+		done
+
+		# A flood of notifications without responses, for as long as the domU needs.
+		if on dom0; then
+			check "$p, notify-flood: set the mode" misbehave notify-flood
+			check "$p, notify-flood: the backend floods" \
+				wait_until 10 "flood notifications" stat_above "$BE_DBG/stats" flood_notifications 0
+		else
+			s0=$(stat_of $FE_DBG/stats spurious)
+		fi
+		barrier "hostile flood $f"
+		if on domU; then
+			check "$p, notify-flood: events without responses counted spurious" \
+				wait_until 10 "spurious events" spurious_above "$s0"
+			check "$p, notify-flood: 100 requests answered during the flood" send_ok 100 1
+			check "$p, notify-flood: still spurious events after them" \
+				wait_until 10 "spurious events" spurious_above "$(stat_of $FE_DBG/stats spurious)"
+		fi
+		barrier "hostile flooded $f"
+		if on dom0; then
+			check "$p, notify-flood: stop it" misbehave none
+			echo "# flood: $(stat_of "$BE_DBG/stats" flood_notifications) notifications"
+		fi
+		barrier "hostile flood stopped $f"
+		on domU && check "$p, notify-flood: 100 requests after the flood" send_ok 100 1
+		barrier "hostile after flood $f"
+
+		# The backend vanishes while requests are outstanding.
+		if on dom0; then
+			rq0=$(stat_of "$BE_DBG/stats" requests)
+			check "$p, vanish: stop answering" misbehave silent
+		fi
+		barrier "hostile silent $f"
+		if on domU; then
+			r0=$(stat_of $FE_DBG/stats completed)
+			background_send 20 4
+		fi
+		barrier "hostile sending $f"
+		if on dom0; then
+			check "$p, vanish: the backend took requests" \
+				wait_until 10 "requests" stat_above "$BE_DBG/stats" requests "$rq0"
+			check "$p, vanish: unload $b with requests outstanding" \
+				mod_unload "$b" xen-backend "demo-$DOMU-$DEVID"
+		fi
+		barrier "hostile vanished $f"
+		if on domU; then
+			check "$p, vanish: the send ends" wait_until 30 "the send to end" test -e "$tmp.bgrc"
+			check "$p, vanish: and fails" background_failed
+			check "$p, vanish: nothing was answered" stat_is $FE_DBG/stats completed "$r0"
+			check "$p, vanish: frontend reached Closed" wait_until 30 "the frontend to reach Closed" state_is "$FE" 6
+			check "$p, vanish: grants back to baseline" wait_until 10 "$G0 grants in use" grants_are "$G0"
+			check "$p, vanish: event channels back to baseline" evtchns_are "$E0"
+			check "$p, vanish: $f still loaded" test -d "/sys/module/$f"
+		fi
+		barrier "hostile checked vanish $f"
+		on dom0 && check "$p, vanish: the backend comes back" mod_load "$b"
+		barrier "hostile back again $f"
+		if on domU; then
+			check "$p, vanish: connected again" wait_until 30 "both ends Connected" connected
+			check "$p, vanish: 100 requests on the new connection" send_ok 100 1
+			check "$p: unload $f" mod_unload "$f" xen demo-$DEVID
+			check "$p: backend reached Closed" wait_until 30 "the backend to reach Closed" state_is "$BE" 6
+			check "$p: grants back to baseline" wait_until 10 "$G0 grants in use" grants_are "$G0"
+			check "$p: event channels back to baseline" evtchns_are "$E0"
+		fi
+		barrier "hostile unloaded $f"
+		if on dom0; then
+			check "$p: detach" detach $DEVID
+			check "$p: backend device removed" wait_until 10 "the backend device to go" be_gone
+			check "$p: backend event channels back to baseline" \
+				wait_until 10 "$E0 event channels" evtchns_are "$E0"
+		fi
+		barrier "hostile detached $f"
+	done
+	if on dom0; then
+		check "hostile back: unload $b" rmmod "$b"
+		check "hostile back: $b gone" mod_gone "$b"
+	fi
 }
 
 # --- Bench mode: round trips per second of each pairing ------------------------------------------
