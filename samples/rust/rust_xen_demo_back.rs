@@ -383,9 +383,9 @@ impl xenbus::Driver for DemoBack {
 
 kernel::module_xenbus_backend_driver! {
     type: DemoBack,
-    device_types: ["demo"],
     name: "rust_xen_demo_back",
     authors: ["Rust for Xen contributors"],
     description: "Rust Xen sample: backend of the demo device",
     license: "GPL",
+    alias: ["xen-backend:demo"],
 }

@@ -550,9 +550,9 @@ impl xenbus::Driver for DemoFront {
 
 kernel::module_xenbus_frontend_driver! {
     type: DemoFront,
-    device_types: ["demo"],
     name: "rust_xen_demo_front",
     authors: ["Rust for Xen contributors"],
     description: "Rust Xen sample: frontend of the demo device",
     license: "GPL",
+    alias: ["xen:demo"],
 }

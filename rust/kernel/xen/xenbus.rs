@@ -371,9 +371,10 @@ impl<T: Driver + 'static, K: Kind> Adapter<T, K> {
 
 /// Declares a module for a xenbus frontend driver.
 ///
-/// `device_types` lists the device types of the driver's [`Driver::ID_TABLE`]; each becomes an
-/// autoload alias `xen:<type>`, the modalias the xenbus frontend bus gives its devices, so that
-/// the module is loaded when such a device appears. The other fields are those of `module!`.
+/// The fields are those of `module!`. List the device types of the driver's
+/// [`Driver::ID_TABLE`] as `alias: ["xen:<type>", ...]`: `xen:<type>` is the modalias the xenbus
+/// frontend bus gives its devices, so the module is loaded when such a device appears (the C
+/// drivers' `MODULE_ALIAS("xen:vbd")`).
 ///
 /// # Examples
 ///
@@ -397,22 +398,19 @@ impl<T: Driver + 'static, K: Kind> Adapter<T, K> {
 ///
 /// kernel::module_xenbus_frontend_driver! {
 ///     type: DemoFront,
-///     device_types: ["demo"],
 ///     name: "demo_front",
 ///     authors: ["Rust for Xen contributors"],
 ///     description: "Demo frontend",
 ///     license: "GPL",
+///     alias: ["xen:demo"],
 /// }
 /// ```
 #[macro_export]
 macro_rules! module_xenbus_frontend_driver {
-    (type: $type:ty, device_types: [$($dt:literal),+ $(,)?], $($f:tt)*) => {
-        $crate::module_driver!(
-            <T>,
-            $crate::xen::xenbus::Adapter<T, $crate::xen::xenbus::Frontend>,
-            { type: $type, $($f)* }
-        );
-        $crate::__xenbus_module_alias!("xen:", $($dt),+);
+    ($($f:tt)*) => {
+        $crate::module_driver!(<T>, $crate::xen::xenbus::Adapter<T, $crate::xen::xenbus::Frontend>, {
+            $($f)*
+        });
     };
 }
 
@@ -422,44 +420,11 @@ macro_rules! module_xenbus_frontend_driver {
 /// [`module_xenbus_frontend_driver!`]: crate::module_xenbus_frontend_driver
 #[macro_export]
 macro_rules! module_xenbus_backend_driver {
-    (type: $type:ty, device_types: [$($dt:literal),+ $(,)?], $($f:tt)*) => {
-        $crate::module_driver!(
-            <T>,
-            $crate::xen::xenbus::Adapter<T, $crate::xen::xenbus::Backend>,
-            { type: $type, $($f)* }
-        );
-        $crate::__xenbus_module_alias!("xen-backend:", $($dt),+);
+    ($($f:tt)*) => {
+        $crate::module_driver!(<T>, $crate::xen::xenbus::Adapter<T, $crate::xen::xenbus::Backend>, {
+            $($f)*
+        });
     };
-}
-
-/// Emits the `.modinfo` autoload alias `<prefix><type>` of a loadable module for each type.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __xenbus_module_alias {
-    ($prefix:literal, $($ty:literal),+) => {
-        $(
-            const _: () = {
-                const ALIAS: &str = concat!("alias=", $prefix, $ty, "\0");
-                #[cfg(MODULE)]
-                #[cfg_attr(not(target_os = "macos"), link_section = ".modinfo")]
-                #[used(compiler)]
-                static MODINFO: [u8; ALIAS.len()] = $crate::xen::xenbus::modinfo_bytes(ALIAS);
-            };
-        )+
-    };
-}
-
-/// The bytes of `s` as an array, for `.modinfo` entries built by macros.
-#[doc(hidden)]
-pub const fn modinfo_bytes<const N: usize>(s: &str) -> [u8; N] {
-    let b = s.as_bytes();
-    let mut out = [0u8; N];
-    let mut i = 0;
-    while i < N && i < b.len() {
-        out[i] = b[i];
-        i += 1;
-    }
-    out
 }
 
 /// A xenbus device.
