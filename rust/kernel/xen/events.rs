@@ -591,15 +591,25 @@ mod tests {
             ),
             GFP_KERNEL,
         )?;
+        // The other end has a handler too, so that a notification each way is seen.
+        let peer = KBox::pin_init(
+            Registration::new(
+                b,
+                c"rust-xen-kunit-peer",
+                try_pin_init!(Counted { signal <- Signal::new() }? Error),
+            ),
+            GFP_KERNEL,
+        )?;
         // Each event is EOIed by the framework, so the next one gets through.
         for _ in 1..=3 {
-            b.notify();
+            peer.notify();
             // Fails if an event did not arrive within 5 s.
             assert!(reg.handler().signal.wait(5000));
         }
-        // And the other direction: the registration notifies `b`'s side (no handler there;
-        // the call must simply not fail).
+        // And the other direction: the late-EOI registration notifies its peer.
         reg.notify();
+        assert!(peer.handler().signal.wait(5000));
+        assert_eq!(peer.handler().signal.count(), 1);
         Ok(())
     }
 

@@ -657,8 +657,10 @@ mod tests {
         // Two responses for one request.
         page_write_idx(&front, RSP_PROD, 2);
         assert_eq!(front.next_response(), Err(EPROTO));
-        // A response with no request is rejected on the backend side.
-        let (_f, mut back) = pair(&page)?;
+        // A response with no request is rejected on the backend side (a ring of its own: a
+        // second front ring over the first page would break `FrontRing::new`'s contract).
+        let other = SharedPage::alloc(GFP_KERNEL)?;
+        let (_f, mut back) = pair(&other)?;
         assert_eq!(back.push_response(&msg(0)), Err(EINVAL));
         Ok(())
     }
