@@ -570,6 +570,9 @@ impl Device<device::Bound> {
 
 /// Ring pages of the other end mapped into this domain; unmapped on drop.
 ///
+/// Dropping it sleeps (`xenbus_unmap_ring_vfree` waits for the unmap): drop it in process
+/// context, never under a spinlock or in an interrupt handler.
+///
 /// # Invariants
 ///
 /// `vaddr` is a mapping made by `xenbus_map_ring_valloc` for `dev`, of `pages` pages.
@@ -682,7 +685,7 @@ impl<Req, Rsp> Deref for SharedFrontRing<Req, Rsp> {
 }
 
 /// A backend's shared ring: the frontend's ring page mapped here, with the backend's end of the
-/// ring on it; unmapped on drop.
+/// ring on it; unmapped on drop, which sleeps, as for [`RingMapping`]: drop it in process context.
 pub struct SharedBackRing<Req, Rsp> {
     // Dropped before the mapping it points into.
     ring: BackRing<Req, Rsp>,
