@@ -33,14 +33,15 @@ use kernel::{
     time::{msecs_to_jiffies, Instant, Monotonic},
     uaccess::UserSliceReader,
     xen::{
-        events::{LateEoi, LateEoiHandler, LateEoiRegistration, Notifier},
+        events::{LateEoi, LateEoiHandler, LateEoiRegistration, Notifier, Port},
+        grant_table::GrantRef,
         xenbus::{self, Device, DeviceId, SharedFrontRing, State},
         xenstore,
     },
 };
 
 // The backend's value checks use the rest of the protocol definitions.
-#[allow(dead_code)]
+#[expect(dead_code)]
 #[path = "rust_xen_demo_proto.rs"]
 mod proto;
 use proto::{Request, Response};
@@ -74,7 +75,13 @@ struct Stats {
     last_run_requests: Atomic<u64>,
     last_run_ns: Atomic<u64>,
     trace: Atomic<u32>,
-    /// Signalled when a response completes a request or the connection goes away.
+    /// The current connection's end of the ring, shared by `send` and the event handler.
+    /// `disconnect` clears `connected` under this lock, so that a sender that saw it set is
+    /// already waiting on `progress` when it is woken.
+    #[pin]
+    link: SpinLockIrq<Option<Link>>,
+    /// Signalled, with `link` locked, when a response completes a request or the connection
+    /// goes away.
     #[pin]
     progress: CondVar,
 }
@@ -227,8 +234,6 @@ impl Link {
 /// The frontend's event handler: takes responses off the ring and checks them.
 #[pin_data]
 struct FrontIrq {
-    #[pin]
-    link: SpinLockIrq<Link>,
     stats: Arc<Stats>,
 }
 
@@ -237,7 +242,11 @@ impl LateEoiHandler for FrontIrq {
     fn handle(&self, _peer: &Notifier) -> LateEoi {
         let stats = &*self.stats;
         stats.interrupts.add(1, Relaxed);
-        let mut link = self.link.lock();
+        let mut guard = stats.link.lock();
+        let Some(link) = (*guard).as_mut() else {
+            stats.spurious.add(1, Relaxed);
+            return LateEoi::Spurious;
+        };
         let before = link.completed;
         let mut taken = 0u32;
         while !link.broken {
@@ -307,12 +316,27 @@ impl Front {
             .inspect_err(|e| dev.dev_fatal(*e, fmt!("allocating an event channel")))?;
         let evtchn = port.number();
         let link = Link::new(ring)?;
+        *stats.link.lock() = Some(link);
+        Self::bind_and_offer(dev, stats, port, gref, evtchn).inspect_err(|_| {
+            // The handler, if it was bound, is unbound: the ring's grant can end.
+            let link = stats.link.lock().take();
+            drop(link);
+        })
+    }
+
+    /// Binds the event channel to the handler and publishes the ring and the channel.
+    fn bind_and_offer(
+        dev: &Device<Bound>,
+        stats: &Arc<Stats>,
+        port: Port,
+        gref: GrantRef,
+        evtchn: u32,
+    ) -> Result<Conn> {
         let conn = KBox::pin_init(
             LateEoiRegistration::new(
                 port,
                 c"xen-demo-front",
                 try_pin_init!(FrontIrq {
-                    link <- new_spinlock_irq!(link),
                     stats: stats.clone(),
                 }? Error),
             ),
@@ -334,11 +358,20 @@ impl Front {
         Ok(conn)
     }
 
-    /// Tears the connection down: the handler is unbound, then the ring's grant ends.
+    /// Tears the connection down: a sender is woken, the handler is unbound, then the ring's
+    /// grant ends.
     fn disconnect(&self) {
-        self.stats.connected.store(0, Relaxed);
-        self.stats.progress.notify_all();
-        if self.conn.lock().take().is_some() {
+        {
+            let _link = self.stats.link.lock();
+            self.stats.connected.store(0, Relaxed);
+            self.stats.progress.notify_all();
+        }
+        // Waits for a sender to return.
+        let conn = self.conn.lock().take();
+        if let Some(conn) = conn {
+            drop(conn);
+            let link = self.stats.link.lock().take();
+            drop(link);
             pr_info!("xen-demo {}: disconnected\n", &*self.stats.name);
         }
     }
@@ -347,16 +380,19 @@ impl Front {
     fn send(&self, n: u32, batch: u32, operation: u32) -> Result {
         let stats = &*self.stats;
         let guard = self.conn.lock();
-        let conn = guard.as_ref().ok_or(ENOTCONN)?;
+        let conn = (*guard).as_ref().ok_or(ENOTCONN)?;
         if stats.connected.load(Relaxed) == 0 {
             return Err(ENOTCONN);
         }
-        let irq = conn.handler();
-        let mut link = irq.link.lock();
+        let mut guard = stats.link.lock();
         let start = Instant::<Monotonic>::now();
-        let target = link.completed + u64::from(n);
+        let target = (*guard).as_ref().ok_or(ENOTCONN)?.completed + u64::from(n);
         let mut queued = 0u32;
-        while link.completed < target {
+        loop {
+            let link = (*guard).as_mut().ok_or(ENOTCONN)?;
+            if link.completed >= target {
+                break;
+            }
             let mut pushed = false;
             while queued < n && (link.in_flight() as u32) < batch {
                 if link.queue(operation, stats)?.is_none() {
@@ -372,7 +408,11 @@ impl Front {
                 stats.notifications.add(1, Relaxed);
             }
             let before = link.completed;
-            while link.completed == before && link.completed < target {
+            loop {
+                let link = (*guard).as_mut().ok_or(ENOTCONN)?;
+                if link.completed != before || link.completed >= target {
+                    break;
+                }
                 if link.broken {
                     return Err(EIO);
                 }
@@ -380,7 +420,7 @@ impl Front {
                     return Err(ENOTCONN);
                 }
                 let wait = msecs_to_jiffies(PROGRESS_TIMEOUT_MS);
-                match stats.progress.wait_interruptible_timeout(&mut link, wait) {
+                match stats.progress.wait_interruptible_timeout(&mut guard, wait) {
                     CondVarTimeoutResult::Timeout => return Err(ETIMEDOUT),
                     // Not ERESTARTSYS: a restarted write() would send every request again.
                     CondVarTimeoutResult::Signal { .. } => return Err(EINTR),
@@ -471,6 +511,7 @@ impl xenbus::Driver for DemoFront {
                     last_run_requests: Atomic::new(0),
                     last_run_ns: Atomic::new(0),
                     trace: Atomic::new(0),
+                    link <- new_spinlock_irq!(None),
                     progress <- new_condvar!(),
                 }? Error),
                 GFP_KERNEL,
