@@ -6,6 +6,8 @@
 #   make check-full  the same with the kselftests' repeated cycles in full (about 7 min longer)
 #   make demo     boot Xen, dom0 and domU; the Rust demo pair's exchange, traced on both sides
 #   make bench    round trips per second of the four Rust/C demo pairings, batch 1 and 32
+#   make soak     the Rust demo pair's connect/disconnect cycles, 1000 of each kind (SOAK_CYCLES=N),
+#                 with grants, event channels, module refcounts and slab memory checked afterwards
 #   make setup    install the toolchain, QEMU, Xen and the Linux source (idempotent)
 #   make build    assemble the tree and build the kernel (incremental)
 #   make series   export everything as a `git format-patch` series in out/series and check it applies
@@ -14,7 +16,7 @@
 XR_CACHE ?= /var/cache/xen-rust
 export XR_CACHE
 
-.PHONY: all check check-full demo bench setup build series clean distclean
+.PHONY: all check check-full demo bench soak setup build series clean distclean
 all: build
 
 check:
@@ -36,6 +38,11 @@ demo: build
 bench: build
 	@python3 tools/testing/xen/xen-test.py bench --obj $(XR_CACHE)/obj --xen $(XR_CACHE)/xen/xen \
 		--xen-root $(XR_CACHE)/xen/root --logs logs --expect-kselftest xen_demo
+
+SOAK_CYCLES ?= 1000
+soak: build
+	@python3 tools/testing/xen/xen-test.py soak --obj $(XR_CACHE)/obj --xen $(XR_CACHE)/xen/xen \
+		--xen-root $(XR_CACHE)/xen/root --logs logs --expect-kselftest xen_demo --cycles $(SOAK_CYCLES)
 
 series: build
 	@python3 tooling/tree.py export out/series

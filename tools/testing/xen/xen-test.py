@@ -64,6 +64,8 @@ PANIC = re.compile(r"Kernel panic - not syncing|\(XEN\) Panic on CPU|^\[domU\] .
 # Once dom0 has powered off, Xen halts or reboots; either ends the run.
 HALTED = re.compile(r"\(XEN\) (Hardware Dom0 (halted|shutdown)|Domain 0 (halted|shutdown))")
 DOMAINS = ("dom0", "domU")
+# The longest a soak cycle (one detach/attach or module reload, under TCG) may take on average.
+SOAK_CYCLE_S = 30
 # The KUnit suites of this project (the others are upstream's).
 PROJECT_SUITE = re.compile(r"^rust_xen_")
 
@@ -385,8 +387,12 @@ def build_initramfs(args, work):
     # The repeated cycles of the kselftests: a few in `make check`, all of them with --full
     # (`make check-full`); both domains read the same numbers, since their barriers count them.
     demo_cycles, race_cycles = (20, 3) if getattr(args, "full", False) else (2, 1)
+    sync_timeout = 900
+    if args.mode == "soak":
+        # A barrier waits for a chunk of 100 cycles in the other domain.
+        demo_cycles, sync_timeout = args.cycles, 100 * SOAK_CYCLE_S
     params = (f"XR_DOMU_TIMEOUT={domu_timeout}\nXR_MODE={args.mode}\nXR_KSFT='{ksft}'\n"
-              f"XR_SYNC_TIMEOUT=900\nXR_DEMO_CYCLES={demo_cycles}\nXR_RACE_CYCLES={race_cycles}\n")
+              f"XR_SYNC_TIMEOUT={sync_timeout}\nXR_DEMO_CYCLES={demo_cycles}\nXR_RACE_CYCLES={race_cycles}\n")
     kunit = kunit_cmdline(args)
 
     def common(root):
@@ -650,7 +656,22 @@ def cmd_run(args):
     results, problems = evaluate(out.lines, args.expect_suite, args.expect_kselftest, args.mode)
     if args.mode == "bench":
         bench_table(out.lines, f"{args.logs}/bench.txt")
+    if args.mode == "soak":
+        soak_record(out.lines, f"{args.logs}/soak.txt")
     return report(results, problems, out.failure, out.lines, results_path=f"{args.logs}/results.txt")
+
+
+SOAK_LINE = re.compile(r"^(\[domU\] )?# soak: ")
+
+
+def soak_record(lines, path):
+    """The soak's figures (baseline, and after each chunk of cycles) from both domains."""
+    rec = [ln for ln in lines if SOAK_LINE.match(ln)]
+    with open(path, "w") as f:
+        f.write("\n".join(rec) + "\n")
+    print(f"[harness] soak figures ({len(rec)} lines) in {path}:", flush=True)
+    for ln in rec:
+        print(f"  {ln}", flush=True)
 
 
 BENCH_LINE = re.compile(r"^\[domU\] # bench: front=(\S+) back=(\S+) batch=(\d+) requests=(\d+) ns=(\d+)$")
@@ -966,23 +987,40 @@ def main():
     b = sub.add_parser("bench", parents=[], help="round trips per second of the four demo pairings")
     for a in r._actions[1:]:
         b._add_action(a)
+    s = sub.add_parser("soak", parents=[], help="the Rust demo pair's connect/disconnect cycles, "
+                       "many of each kind, with resources compared with their baseline")
+    for a in r._actions[1:]:
+        s._add_action(a)
+    s.add_argument("--cycles", type=int, default=1000, help="cycles of each kind (default 1000)")
     p = sub.add_parser("replay")
     p.add_argument("log")
     p.add_argument("--expect-suite", action="append", default=[])
     p.add_argument("--expect-kselftest", action="append", default=[])
     sub.add_parser("self-test")
     args = ap.parse_args()
-    args.mode = {"demo": "demo", "bench": "bench"}.get(args.cmd, "test")
+    args.mode = {"demo": "demo", "bench": "bench", "soak": "soak"}.get(args.cmd, "test")
     if args.cmd == "run":
         if args.skip_build_check:
             return cmd_run_fake(args)
         return cmd_run(args)
-    if args.cmd in ("demo", "bench"):
+    if args.cmd == "soak":
+        if args.cycles < 1:
+            ap.error("--cycles must be at least 1")
+        # Three kinds of cycles, and the setup around them.
+        set_stage_limit("demo kselftest", 600 + 3 * args.cycles * SOAK_CYCLE_S)
+        args.kselftest = ["xen_demo"]
+    if args.cmd in ("demo", "bench", "soak"):
         args.demo = args.cmd == "demo"
         return cmd_run(args)
     if args.cmd == "replay":
         return cmd_replay(args)
     return cmd_self_test(args)
+
+
+def set_stage_limit(name, seconds):
+    for i, (n, rx, _) in enumerate(STAGES):
+        if n == name:
+            STAGES[i] = (n, rx, seconds)
 
 
 def cmd_run_fake(args):

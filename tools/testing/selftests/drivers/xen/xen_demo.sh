@@ -34,7 +34,11 @@
 #   XEN_DEMO_MODE     test (default); bench: round trips per second of each pairing, batch 1
 #                     (XEN_DEMO_BENCH_N1 requests, default 2000) and batch 32 (XEN_DEMO_BENCH_N32,
 #                     default 20000), XEN_DEMO_BENCH_ROUNDS rounds (default 5) over all
-#                     pairings; demo: the Rust pair, traced on both sides
+#                     pairings; demo: the Rust pair, traced on both sides; soak: the Rust pair's
+#                     XEN_DEMO_CYCLES detach/attach, backend reload and frontend reload cycles
+#                     (`make soak`: 1000 of each), with grants, event channels, module reference
+#                     counts and unreclaimable slab memory compared with their baseline
+#   XEN_DEMO_SOAK_SLACK_KB  slab growth the soak tolerates in each domain (default 512)
 
 set -u
 DIR=$(dirname "$0")
@@ -75,8 +79,8 @@ while [ $# -gt 0 ]; do
 done
 
 case $MODE in
-test | bench | demo) ;;
-*) skip_all "XEN_DEMO_MODE must be test, bench or demo, not '$MODE'" ;;
+test | bench | demo | soak) ;;
+*) skip_all "XEN_DEMO_MODE must be test, bench, demo or soak, not '$MODE'" ;;
 esac
 take_role
 if [ $ROLE = domU ]; then
@@ -618,6 +622,121 @@ hostile_backend() {
 	fi
 }
 
+# --- Soak mode: the Rust pair's connect/disconnect cycles, many times ---------------------------
+
+# Figures and a barrier every SOAK_CHUNK cycles: every 100, or a quarter of a shorter soak.
+SOAK_CHUNK=100
+if [ "$CYCLES" -lt 400 ]; then
+	SOAK_CHUNK=$(((CYCLES + 3) / 4))
+fi
+SOAK_SLACK_KB=${XEN_DEMO_SOAK_SLACK_KB:-512}
+
+# slab_kb: unreclaimable slab memory in kB, once the reclaimable caches are dropped.
+slab_kb() {
+	local k v u
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	while read -r k v u; do
+		if [ "$k" = SUnreclaim: ]; then
+			echo "$v"
+			return 0
+		fi
+	done </proc/meminfo
+	echo "no SUnreclaim in /proc/meminfo"
+	return 1
+}
+
+# slab_within BASE: unreclaimable slab memory grew by at most SOAK_SLACK_KB over BASE.
+slab_within() {
+	local v
+	v=$(slab_kb) || return 1
+	[ $((v - $1)) -le "$SOAK_SLACK_KB" ] ||
+		{ echo "unreclaimable slab is $v kB, $((v - $1)) kB above the baseline $1 kB (slack $SOAK_SLACK_KB kB)"; return 1; }
+}
+
+# soak_figures WHAT: one line of the figures after WHAT, for the soak's record.
+soak_figures() {
+	local g=
+	on domU && g=" grants=$(stat_of $GRANTS in_use)"
+	echo "# soak: $ROLE after $1: slab_kb=$(slab_kb) base_slab_kb=$S0$g evtchns=$(evtchns)"
+}
+
+# soak_kind KIND: SOAK_CYCLES cycles of KIND (detach-attach and back-reload in dom0, front-reload
+# in the domU), in chunks of SOAK_CHUNK with a barrier and a line of figures after each.
+soak_kind() {
+	local kind=$1 did=0 chunk
+	while [ $did -lt "$SOAK_CYCLES" ]; do
+		chunk=$((SOAK_CYCLES - did))
+		[ $chunk -le $SOAK_CHUNK ] || chunk=$SOAK_CHUNK
+		CYCLES=$chunk
+		desc="soak: $kind cycles $((did + 1)) to $((did + chunk))"
+		case $ROLE:$kind in
+		dom0:detach-attach) check "$desc" detach_attach_cycles ;;
+		dom0:back-reload) check "$desc" back_reload_cycles "$b" ;;
+		domU:front-reload) check "$desc" front_reload_cycles "$f" ;;
+		esac
+		did=$((did + chunk))
+		barrier "soak $kind $did"
+		soak_figures "$did $kind cycles"
+	done
+}
+
+soak_warm_dom0() { detach_attach_cycles && back_reload_cycles "$b"; }
+
+mode_soak() {
+	f=rust_xen_demo_front
+	b=rust_xen_demo_back
+	SOAK_CYCLES=$CYCLES
+	on dom0 && check "soak: load $b" mod_load "$b"
+	attach_and_connect "soak" "$f" "$b" "soak attach"
+	barrier "soak connected"
+	# A few cycles of each kind before the baseline, so that caches that grow once have grown.
+	CYCLES=3
+	on dom0 && check "soak: warm-up detach/attach and backend reload cycles" soak_warm_dom0
+	barrier "soak warm dom0"
+	on domU && check "soak: warm-up frontend reload cycles" front_reload_cycles "$f"
+	barrier "soak warm"
+	if on domU; then
+		check "soak: connected before the baseline" wait_until 30 "both ends Connected" connected
+		rf=$(refcnt "$f")
+		G1=$(stat_of $GRANTS in_use)
+	else
+		rb=$(refcnt "$b")
+	fi
+	E1=$(evtchns)
+	S0=$(slab_kb)
+	echo "# soak: $ROLE baseline: slab_kb=$S0 evtchns=$E1, $SOAK_CYCLES cycles of each kind"
+	barrier "soak baseline"
+	for kind in detach-attach back-reload front-reload; do
+		soak_kind $kind
+	done
+	if on domU; then
+		check "soak: connected after the cycles" wait_until 30 "both ends Connected" connected
+		check "soak: 100 requests after the cycles" send_ok 100 1
+		check "soak: grants at the baseline ($G1)" wait_until 10 "$G1 grants in use" grants_are "$G1"
+		check "soak: event channels at the baseline ($E1)" evtchns_are "$E1"
+		check "soak: $f refcount at the baseline ($rf)" refcnt_is "$f" "$rf"
+	else
+		check "soak: backend connected after the cycles" connected
+		check "soak: backend event channels at the baseline ($E1)" evtchns_are "$E1"
+		check "soak: $b refcount at the baseline ($rb)" refcnt_is "$b" "$rb"
+	fi
+	check "soak: unreclaimable slab within $SOAK_SLACK_KB kB of the baseline ($S0 kB)" slab_within "$S0"
+	barrier "soak checked"
+	if on domU; then
+		check "soak: unload $f" mod_unload "$f" xen demo-$DEVID
+		check "soak: grants back to $G0" wait_until 10 "$G0 grants in use" grants_are "$G0"
+		check "soak: event channels back to $E0" evtchns_are "$E0"
+	fi
+	barrier "soak unloaded"
+	if on dom0; then
+		check "soak: detach" detach $DEVID
+		check "soak: unload $b" mod_unload "$b" xen-backend "demo-$DOMU-$DEVID"
+		check "soak: backend event channels back to $E0" wait_until 10 "$E0 event channels" evtchns_are "$E0"
+	fi
+	barrier "soak done"
+}
+
 # --- Bench mode: round trips per second of each pairing ------------------------------------------
 
 # One line per measurement, for tools/testing/xen/xen-test.py bench:
@@ -727,6 +846,7 @@ case $MODE in
 test) mode_test ;;
 bench) mode_bench ;;
 demo) mode_demo ;;
+soak) mode_soak ;;
 esac
 
 finish
