@@ -17,6 +17,15 @@ if [ "$XR_MODE" = test ]; then
 	. /usr/share/xr/domU-tests.sh
 	run_tests domU domU_tests
 fi
+if [ "$XR_MODE" = test ]; then
+	# The checkers' own proof: lkdtm provokes one report of each kind; the host must find each
+	# inside its markers (and fails the run on any report outside them). Before the kselftests:
+	# after them KFENCE's 255 objects can all be held by long-lived allocations, and lkdtm then
+	# never gets one ("kfence memory never allocated").
+	provoke WARNING WARNING
+	provoke SLAB_FREE_DOUBLE "BUG lkdtm-heap-double_free"
+	provoke KFENCE_READ_AFTER_FREE "BUG: KFENCE: use-after-free"
+fi
 # The stock PV drivers (and save/restore) first, then the demo pair; dom0 runs the other halves.
 if [ "$XR_MODE" = test ] && ksft_wanted xen_pv; then
 	echo "XR-KSFT-BEGIN xen_pv"
@@ -27,13 +36,6 @@ if ksft_wanted xen_demo; then
 	echo "XR-KSFT-BEGIN xen_demo"
 	XEN_DEMO_MODE=$XR_MODE XEN_DEMO_CYCLES=$XR_DEMO_CYCLES XEN_DEMO_MODDIR=/lib/modules/xr XEN_DEMO_TIMEOUT=$XR_SYNC_TIMEOUT sh /usr/share/xr/xen_demo.sh
 	echo "XR-KSFT-END xen_demo rc=$?"
-fi
-if [ "$XR_MODE" = test ]; then
-	# The checkers' own proof: lkdtm provokes one report of each kind; the host must find each
-	# inside its markers (and fails the run on any report outside them).
-	provoke WARNING WARNING
-	provoke SLAB_FREE_DOUBLE "BUG lkdtm-heap-double_free"
-	provoke KFENCE_READ_AFTER_FREE "BUG: KFENCE: use-after-free"
 fi
 echo "XR-DONE domU"
 poweroff -f
