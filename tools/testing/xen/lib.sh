@@ -71,6 +71,18 @@ kunit_module() {
 # ksft_wanted NAME: the host asked for kselftest NAME (XR_KSFT in /etc/xr/params).
 ksft_wanted() { case " $XR_KSFT " in *" $1 "*) return 0 ;; esac; return 1; }
 
+# kfence_note: KFENCE's pool figures, as XR-SPLAT-NOTE lines in the kernel log (the host puts them
+# in the failure when a provoked KFENCE report does not come).
+kfence_note() {
+	local line
+	[ -r /sys/kernel/debug/kfence/stats ] || return 0
+	while read -r line; do
+		case $line in
+		"currently allocated"* | "skipped allocations (capacity)"*) echo "XR-SPLAT-NOTE kfence $line" >/dev/kmsg ;;
+		esac
+	done </sys/kernel/debug/kfence/stats
+}
+
 # provoke CRASHTYPE TEXT: make lkdtm provoke CRASHTYPE between XR-SPLAT markers written to the
 # kernel log (so that they stay in order with the report on the console); the host checks that a
 # report with TEXT is inside them.
@@ -81,6 +93,8 @@ provoke() {
 	# "invalid free" instead). 0 stops its sampling; the old interval restarts it.
 	case $2 in "BUG lkdtm-heap"*) [ -w $kfence ] && interval=$(cat $kfence) && echo 0 >$kfence ;; esac
 	echo "XR-SPLAT-BEGIN lkdtm-$1:$2" >/dev/kmsg
+	# KFENCE's pool at the attempt: a full pool is why lkdtm would never get an object.
+	case $1 in KFENCE*) kfence_note ;; esac
 	echo "$1" >/sys/kernel/debug/provoke-crash/DIRECT
 	echo "XR-SPLAT-END lkdtm-$1" >/dev/kmsg
 	[ -n "$interval" ] && echo "$interval" >$kfence

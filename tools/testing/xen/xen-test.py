@@ -263,12 +263,15 @@ SPLAT_ANYWHERE = re.compile(r"(?P<what>(?:WARNING: CPU: \d+ PID: \d+|BUG: KASAN:
 # lkdtm's provoked reports sit between these markers (the detector's own proof, run in the domU);
 # there they are expected and counted, anywhere else they fail the run.
 SPLAT_EXPECT = re.compile(r"^(?:\[ *\d+\.\d+\] )?XR-SPLAT-(BEGIN|END) (.+)$")
+# Inside a block: lkdtm's verdict on its own attempt, and the figures provoke() logs.
+LKDTM_SAID = re.compile(r"(?:lkdtm: FAIL: |XR-SPLAT-NOTE ).*$")
 
 
 def splats(lines, domain):
-    """(problems, expected): a problem for each checker report outside an XR-SPLAT block, naming the
-    line; and per XR-SPLAT block name, the reports seen inside it."""
-    problems, expected, block = [], {}, None
+    """(problems, expected, said): a problem for each checker report outside an XR-SPLAT block,
+    naming the line; per XR-SPLAT block name, the reports seen inside it; and per block, what lkdtm
+    and provoke() said there."""
+    problems, expected, said, block = [], {}, {}, None
     for i, line in enumerate(lines, 1):
         m = SPLAT_EXPECT.match(line)
         if m:
@@ -278,12 +281,17 @@ def splats(lines, domain):
             continue
         m = SPLAT.match(line) or SPLAT_ANYWHERE.search(line)
         if not m:
+            # What lkdtm and the checker said about a provocation that did not work (lkdtm's
+            # "FAIL: ..." lines, the KFENCE pool figures provoke() logs) goes into the failure.
+            n = LKDTM_SAID.search(line) if block else None
+            if n:
+                said.setdefault(block, []).append(n.group(0))
             continue
         if block:
             expected[block].append(m.group("what"))
         else:
             problems.append(f"{domain}: kernel report at line {i} of its console: {m.group('what')}")
-    return problems, expected
+    return problems, expected, said
 
 
 def evaluate(lines, expect_suites=(), expect_ksft=(), mode="test"):
@@ -293,15 +301,17 @@ def evaluate(lines, expect_suites=(), expect_ksft=(), mode="test"):
     streams = split_console(lines)
     for d in DOMAINS:
         s = streams[d]
-        p, expected = splats(s, d)
+        p, expected, said = splats(s, d)
         problems += p
         for block, seen in expected.items():
             # XR-SPLAT-BEGIN NAME: the checker NAME names must have fired, and only once.
             want = block.split(":", 1)[1] if ":" in block else block
             hit = [w for w in seen if want in w]
+            why = "; ".join(said.get(block, []))
             results.append(Result(d, "checkers", f"{block}: the provoked report is seen and caught",
                                   "pass" if hit else "fail",
-                                  "" if hit else f"no report containing {want!r} (saw {seen or 'none'})"))
+                                  "" if hit else f"no report containing {want!r} (saw {seen or 'none'})"
+                                  + (f"; {why}" if why else "")))
         for line in s:
             if line.startswith("XR-FATAL"):
                 problems.append(f"{d}: {line[len('XR-FATAL '):]}")
@@ -882,6 +892,10 @@ def cmd_self_test(args):
            "8 passed, 0 failed")
     replay("a provoked report that never came fails the run",
            _console(good, good) + [provoked[0], provoked[2]], True, "no report containing 'WARNING'")
+    replay("a provocation that failed says what lkdtm said",
+           _console(good, good) + [provoked[0], "[domU] [   9.000000] lkdtm: FAIL: kfence memory never allocated!",
+                                   "[domU] XR-SPLAT-NOTE kfence currently allocated: 255", provoked[2]], True,
+           "FAIL: kfence memory never allocated!; XR-SPLAT-NOTE kfence currently allocated: 255")
     # The bench table: medians per pairing and batch, and the ratio to the C pair.
     bench = [f"[domU] # bench: front={f} back={b} batch=1 requests=1000 ns={ns}"
              for f, b, ns in (("rust_xen_demo_front", "rust_xen_demo_back", 500_000_000),
