@@ -244,7 +244,7 @@ static unsigned int xen_demo_back_serve(struct xen_demo_back *be, bool *more)
 	struct xen_demo_back_stats delta = {};
 	const char *name = xen_demo_back_name(be);
 	bool trace = READ_ONCE(be->trace);
-	int misbehave = READ_ONCE(be->misbehave);
+	int misbehave = XEN_DEMO_MISBEHAVE_NONE; /* Read per request, below. */
 	unsigned int done = 0;
 	unsigned long flags;
 	RING_IDX cons, prod;
@@ -683,7 +683,7 @@ static int xen_demo_back_stats_show(struct seq_file *m, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(xen_demo_back_stats);
 
-static int xen_demo_back_misbehave_show(struct seq_file *m, void *unused)
+static int xen_demo_misbehave_show(struct seq_file *m, void *unused)
 {
 	struct xen_demo_back *be = m->private;
 
@@ -692,19 +692,14 @@ static int xen_demo_back_misbehave_show(struct seq_file *m, void *unused)
 	return 0;
 }
 
-static int xen_demo_back_misbehave_open(struct inode *inode, struct file *file)
-{
-	return single_open(file, xen_demo_back_misbehave_show, inode->i_private);
-}
-
 /*
  * Sets the hostile mode; it applies from the next request on.  Entering
  * notify-flood while connected starts the flood at once (otherwise on the
  * next connection); leaving it stops the flood.
  */
-static ssize_t xen_demo_back_misbehave_write(struct file *file,
-					     const char __user *ubuf,
-					     size_t count, loff_t *ppos)
+static ssize_t xen_demo_misbehave_write(struct file *file,
+					const char __user *ubuf, size_t count,
+					loff_t *ppos)
 {
 	struct xen_demo_back *be = file_inode(file)->i_private;
 	char buf[XEN_DEMO_INPUT_MAX];
@@ -727,15 +722,7 @@ static ssize_t xen_demo_back_misbehave_write(struct file *file,
 	pr_info("xen-demo %s: misbehave %s\n", xen_demo_back_name(be), buf);
 	return count;
 }
-
-static const struct file_operations xen_demo_back_misbehave_fops = {
-	.owner = THIS_MODULE,
-	.open = xen_demo_back_misbehave_open,
-	.read = seq_read,
-	.llseek = seq_lseek,
-	.release = single_release,
-	.write = xen_demo_back_misbehave_write,
-};
+DEFINE_SHOW_STORE_ATTRIBUTE(xen_demo_misbehave);
 
 static int xen_demo_back_probe(struct xenbus_device *dev,
 			       const struct xenbus_device_id *id)
@@ -770,7 +757,7 @@ static int xen_demo_back_probe(struct xenbus_device *dev,
 	debugfs_create_file("trace", 0600, be->debugfs, &be->trace,
 			    &xen_demo_trace_fops);
 	debugfs_create_file("misbehave", 0600, be->debugfs, be,
-			    &xen_demo_back_misbehave_fops);
+			    &xen_demo_misbehave_fops);
 
 	/* Reports its own errors. */
 	err = xenbus_switch_state(dev, XenbusStateInitWait);
