@@ -167,9 +167,10 @@ pub(crate) mod testutil {
         count: AtomicU32,
     }
 
-    // SAFETY: A completion may be completed and waited for from any thread or IRQ context.
+    // SAFETY: A completion is not tied to the thread that initialised it, and the count is atomic.
     unsafe impl Send for Signal {}
-    // SAFETY: As above.
+    // SAFETY: `complete` may be called from any context, concurrently with other `complete`s and
+    // with a waiter (the completion's own lock serialises them); the count is atomic.
     unsafe impl Sync for Signal {}
 
     impl Signal {

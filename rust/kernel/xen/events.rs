@@ -447,14 +447,20 @@ impl<T: LateEoiHandler> LateEoiRegistration<T> {
     }
 }
 
-// SAFETY: The registration is only touched through shared references and atomics; the handler
-// is `Sync`.
+// SAFETY: Besides the handler (`T: Send`), a registration holds the atomics of its binding and an
+// optional `ARef<Device>` (`Send`); the event core knows it only by its pinned address, which a
+// move to another thread does not change. Dropping it on another thread is what `PinnedDrop`
+// allows: `unbind_from_irqhandler` may be called from any process context.
 unsafe impl<T: Handler + Send> Send for Registration<T> {}
-// SAFETY: As above.
+// SAFETY: A shared reference reaches the handler (`Handler: Sync`), the binding's atomics and
+// `notify`, and `notify_remote_via_irq` may be called from any context, concurrently.
 unsafe impl<T: Handler> Sync for Registration<T> {}
-// SAFETY: As above.
+// SAFETY: As for `Registration<T>` (`T: Send`, atomics, `ARef<Device>`); the deferred work item is
+// a `work_struct` at a pinned address and an atomic count, and the workqueue runs it on any CPU.
 unsafe impl<T: LateEoiHandler + Send> Send for LateEoiRegistration<T> {}
-// SAFETY: As above.
+// SAFETY: As for `Registration<T>` (`LateEoiHandler: Sync`, atomics, `notify`); shared access to
+// the deferred work item is only queueing it and reading its atomic count, and `queue_work`
+// serialises concurrent callers itself.
 unsafe impl<T: LateEoiHandler> Sync for LateEoiRegistration<T> {}
 
 /// # Safety
@@ -478,7 +484,8 @@ unsafe extern "C" fn handle_lateeoi_callback<T: LateEoiHandler>(
     irq: c_int,
     ptr: *mut c_void,
 ) -> bindings::irqreturn_t {
-    // SAFETY: As in `handle_callback`.
+    // SAFETY: `ptr` is the cookie given at bind time: a live, pinned `LateEoiRegistration<T>`,
+    // valid until drop unbinds the handler (which waits for this call to return).
     let this = unsafe { &*ptr.cast::<LateEoiRegistration<T>>() };
     this.bound.events.fetch_add(1, Ordering::Relaxed);
     // The handler may run before the constructor stored the IRQ; the deferred part needs it.

@@ -203,9 +203,12 @@ pub struct FreeRefsCallback<H: FreeRefsHandler> {
     _pin: PhantomPinned,
 }
 
-// SAFETY: The callback state is only touched under the grant table lock; the handler is `Sync`.
+// SAFETY: The C callback state is only touched by the grant table code, under its lock, and is
+// found by its pinned address, which a move to another thread does not change; the handler is
+// `Send`.
 unsafe impl<H: FreeRefsHandler + Send> Send for FreeRefsCallback<H> {}
-// SAFETY: As above.
+// SAFETY: A shared reference reaches only the handler, which is `Sync` (`FreeRefsHandler: Sync`),
+// and the C callback state, which the grant table's lock serialises.
 unsafe impl<H: FreeRefsHandler> Sync for FreeRefsCallback<H> {}
 
 impl<H: FreeRefsHandler> FreeRefsCallback<H> {
@@ -584,7 +587,8 @@ mod tests {
         let deferred = deferred_ends();
         drop(g);
         assert_eq!(deferred_ends(), deferred + 1);
-        // SAFETY: As above; the page must still be intact.
+        // SAFETY: `m` is still alive, so `addr` still maps the granted page; the read checks that
+        // the page is still intact.
         assert_eq!(unsafe { addr.cast::<u32>().read_volatile() }, 0x5a5a_1234);
         drop(m);
         // Unmapped: the deferred path ends access and frees the reference within a few of its

@@ -121,7 +121,8 @@ impl<Req, Rsp> Shared<Req, Rsp> {
     }
 
     fn write_idx(&self, off: usize, val: RingIdx) {
-        // SAFETY: As in `read_idx`.
+        // SAFETY: The index is valid for writes and aligned (type invariant); the peer may read or
+        // write it concurrently, hence the volatile access.
         unsafe { self.idx_ptr(off).write_volatile(val) }
     }
 
@@ -189,16 +190,16 @@ fn needs_notify(old: RingIdx, new: RingIdx, event: RingIdx) -> bool {
 /// #[derive(Clone, Copy, Default)]
 /// #[repr(C)]
 /// struct Req { id: u32, op: u32 }
-/// // SAFETY: `Req` is two `u32`s: no padding, any bit pattern is valid.
+/// // SAFETY: `Req` is two `u32`s: no padding bytes to leak.
 /// unsafe impl kernel::transmute::AsBytes for Req {}
-/// // SAFETY: As above.
+/// // SAFETY: `Req` is two `u32`s: any bit pattern is a valid value.
 /// unsafe impl kernel::transmute::FromBytes for Req {}
 ///
 /// let page = SharedPage::alloc(GFP_KERNEL)?;
 /// let base = page.as_ptr();
 /// // SAFETY: The page outlives both ends, which are the only users of it.
 /// let mut front = unsafe { FrontRing::<Req, Req>::new(base, PAGE_SIZE)? };
-/// // SAFETY: As above.
+/// // SAFETY: The same page, initialised by `front`; it outlives both ends.
 /// let mut back = unsafe { BackRing::<Req, Req>::attach(base, PAGE_SIZE)? };
 ///
 /// front.push_request(&Req { id: 7, op: 1 })?;
@@ -475,9 +476,9 @@ mod tests {
         op: u32,
         status: u32,
     }
-    // SAFETY: Three `u32`s: no padding, and any bit pattern is valid.
+    // SAFETY: Three `u32`s: no padding bytes to leak.
     unsafe impl AsBytes for Msg {}
-    // SAFETY: As above.
+    // SAFETY: Three `u32`s: any bit pattern is a valid value.
     unsafe impl FromBytes for Msg {}
 
     /// Ring geometry as the C macros compute it (`rust/helpers/xen.c`).
@@ -536,7 +537,7 @@ mod tests {
         let base = page.as_ptr();
         // SAFETY: The page outlives both rings in each test, and only they use it.
         let front = unsafe { FrontRing::new(base, PAGE_SIZE)? };
-        // SAFETY: As above.
+        // SAFETY: The same page, initialised by `front`; it outlives both rings.
         let back = unsafe { BackRing::attach(base, PAGE_SIZE)? };
         Ok((front, back))
     }

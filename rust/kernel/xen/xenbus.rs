@@ -512,10 +512,12 @@ impl Device<device::Bound> {
         };
         let (dev, errno, fmt) = (self.as_raw(), err.to_errno(), c"%s".as_char_ptr());
         if fatal {
-            // SAFETY: The device is valid; the format takes exactly one string argument.
+            // SAFETY: The device is valid; the format takes exactly one string argument, `msg`,
+            // which is NUL-terminated and outlives the call.
             unsafe { bindings::xenbus_dev_fatal(dev, errno, fmt, msg.as_char_ptr()) };
         } else {
-            // SAFETY: As above.
+            // SAFETY: The device is valid; the format takes exactly one string argument, `msg`,
+            // which is NUL-terminated and outlives the call.
             unsafe { bindings::xenbus_dev_error(dev, errno, fmt, msg.as_char_ptr()) };
         }
     }
@@ -776,9 +778,15 @@ impl<Ctx: device::DeviceContext> AsRef<device::Device<Ctx>> for Device<Ctx> {
     }
 }
 
-// SAFETY: A xenbus device may be used from any thread.
+// SAFETY: A xenbus device is reference counted through its `struct device`, which may be taken
+// and put on any thread; nothing in it is tied to the thread that made it.
 unsafe impl Send for Device {}
-// SAFETY: The accessors only read fields fixed at creation or go through locked C functions.
+// SAFETY: The accessors only read fields fixed at creation or go through C functions that take
+// their own locks (xenstore's, the device core's).
 unsafe impl Sync for Device {}
-// SAFETY: As above.
+// SAFETY: The same accessors as `Device`'s, plus the bound-only calls (`switch_state`, `dev_fatal`,
+// `dev_error`, `alloc_evtchn`, `map_ring`), which C drivers make from their callbacks and work
+// items at once: xenstore's lock and the ring mapping list's lock serialise them in C, and
+// `switch_state`'s update of `dev->state` is a plain `int` store after the xenstore transaction,
+// as it is for every C driver.
 unsafe impl Sync for Device<device::Bound> {}
