@@ -628,6 +628,12 @@ impl Drop for RingMapping {
 ///
 /// Dropping it ends the grant; if the backend still maps the page, the page is only freed once
 /// it lets go (the deferred path), so a late backend never writes to reused memory (XSA-396).
+///
+/// # Invariants
+///
+/// `ring` was made over the page that `grant` owns, and is its only user on this side. `grant` is
+/// declared after `ring`, so the page outlives the ring on drop; no `&mut` to either field is
+/// handed out, so neither can be swapped for another ring's or grant's.
 pub struct SharedFrontRing<Req, Rsp> {
     // Dropped before the grant that keeps the page alive.
     ring: FrontRing<Req, Rsp>,
@@ -641,6 +647,7 @@ impl<Req: AsBytes + Copy, Rsp: FromBytes + Copy> SharedFrontRing<Req, Rsp> {
         // SAFETY: The page is owned by `grant`, which outlives `ring` (field order), and only
         // rings use it.
         let ring = unsafe { FrontRing::new(grant.page().as_ptr(), crate::xen::XEN_PAGE_SIZE)? };
+        // INVARIANT: `ring` is over `grant`'s page, and nothing else on this side uses it.
         Ok(Self { ring, grant })
     }
 
@@ -688,6 +695,12 @@ impl<Req, Rsp> Deref for SharedFrontRing<Req, Rsp> {
 
 /// A backend's shared ring: the frontend's ring page mapped here, with the backend's end of the
 /// ring on it; unmapped on drop, which sleeps, as for [`RingMapping`]: drop it in process context.
+///
+/// # Invariants
+///
+/// `ring` was attached to the pages that `map` maps, and is their only user on this side. `map` is
+/// declared after `ring`, so the mapping outlives the ring on drop; no `&mut` to either field is
+/// handed out, so neither can be swapped for another ring's or mapping's.
 pub struct SharedBackRing<Req, Rsp> {
     // Dropped before the mapping it points into.
     ring: BackRing<Req, Rsp>,
@@ -700,6 +713,7 @@ impl<Req: FromBytes + Copy, Rsp: AsBytes + Copy> SharedBackRing<Req, Rsp> {
         let map = dev.map_ring(&[gref])?;
         // SAFETY: The mapping outlives `ring` (field order) and is the frontend's ring page.
         let ring = unsafe { BackRing::attach(map.as_ptr(), map.len())? };
+        // INVARIANT: `ring` is attached to `map`'s pages, and nothing else on this side uses them.
         Ok(Self { ring, map })
     }
 
