@@ -162,11 +162,45 @@ macro_rules! xenbus_device_table {
     };
 }
 
-/// A xenbus driver. See [`module_xenbus_frontend_driver!`] for an example.
+/// A xenbus driver. [`module_xenbus_frontend_driver!`] and [`module_xenbus_backend_driver!`]
+/// register one with its bus.
+///
+/// # Examples
+///
+/// A frontend that handles "demo" devices and says it is initialised when it is bound:
+///
+/// ```
+/// use kernel::{device::Core, prelude::*, xen::xenbus};
+///
+/// kernel::xenbus_device_table!(TABLE, [xenbus::DeviceId::new(c"demo")]);
+///
+/// struct DemoFront;
+///
+/// #[vtable]
+/// impl xenbus::Driver for DemoFront {
+///     type Data<'bound> = ();
+///     const ID_TABLE: xenbus::IdTable = &TABLE;
+///
+///     fn probe<'bound>(
+///         dev: &'bound xenbus::Device<Core<'_>>,
+///         _id: &xenbus::DeviceId,
+///     ) -> impl PinInit<(), Error> + 'bound {
+///         dev.switch_state(xenbus::State::Initialised)
+///     }
+/// }
+///
+/// // The table the bus matches devices against: "demo", then the terminator.
+/// let table = <DemoFront as xenbus::Driver>::ID_TABLE;
+/// // SAFETY: The table holds one id and the terminator.
+/// let (first, last) = unsafe { (&*table.as_ptr(), &*table.as_ptr().add(1)) };
+/// assert_eq!(&first.devicetype[..5], b"demo\0");
+/// assert_eq!(last.devicetype[0], 0);
+/// ```
 ///
 /// [`module_xenbus_frontend_driver!`]: crate::module_xenbus_frontend_driver
+/// [`module_xenbus_backend_driver!`]: crate::module_xenbus_backend_driver
 #[vtable]
-pub trait Driver: Send {
+pub trait Driver {
     /// The driver's data for a bound device.
     type Data<'bound>: Send + Sync + 'bound;
 
@@ -222,8 +256,9 @@ pub trait Driver: Send {
     }
 }
 
-/// Which bus a driver registers with.
-pub trait Kind: Send + Sync + 'static {
+/// Which bus a driver registers with: [`Frontend`] or `Backend`. Sealed: [`Adapter`] relies on
+/// `register` registering with a real xenbus bus, which it later unregisters from.
+pub trait Kind: private::Sealed + Send + Sync + 'static {
     /// Registers `drv` with the frontend or backend bus.
     ///
     /// # Safety
@@ -238,6 +273,15 @@ pub struct Frontend;
 /// kernels built with `CONFIG_XEN_BACKEND`.
 #[cfg(CONFIG_XEN_BACKEND)]
 pub struct Backend;
+
+mod private {
+    /// Only this module's bus kinds are [`super::Kind`]s.
+    pub trait Sealed {}
+}
+
+impl private::Sealed for Frontend {}
+#[cfg(CONFIG_XEN_BACKEND)]
+impl private::Sealed for Backend {}
 
 impl Kind for Frontend {
     unsafe fn register(drv: *mut bindings::xenbus_driver, module: &'static ThisModule) -> c_int {
@@ -378,24 +422,10 @@ impl<T: Driver + 'static, K: Kind> Adapter<T, K> {
 ///
 /// # Examples
 ///
+/// With `DemoFront` the [`Driver`] of that trait's example (`ignore`, as for
+/// `module_pci_driver!`: a doctest cannot declare a module):
+///
 /// ```ignore
-/// use kernel::{prelude::*, xen::xenbus};
-///
-/// kernel::xenbus_device_table!(TABLE, [xenbus::DeviceId::new(c"demo")]);
-///
-/// struct DemoFront;
-/// #[vtable]
-/// impl xenbus::Driver for DemoFront {
-///     type Data<'bound> = ();
-///     const ID_TABLE: xenbus::IdTable = &TABLE;
-///     fn probe<'bound>(
-///         dev: &'bound xenbus::Device<kernel::device::Core<'_>>,
-///         _id: &xenbus::DeviceId,
-///     ) -> impl PinInit<(), Error> + 'bound {
-///         dev.switch_state(xenbus::State::Initialised)
-///     }
-/// }
-///
 /// kernel::module_xenbus_frontend_driver! {
 ///     type: DemoFront,
 ///     name: "demo_front",
@@ -405,6 +435,8 @@ impl<T: Driver + 'static, K: Kind> Adapter<T, K> {
 ///     alias: ["xen:demo"],
 /// }
 /// ```
+///
+/// [`Driver`]: crate::xen::xenbus::Driver
 #[macro_export]
 macro_rules! module_xenbus_frontend_driver {
     ($($f:tt)*) => {
