@@ -207,6 +207,17 @@ pub trait Driver {
     /// The device types the driver handles.
     const ID_TABLE: IdTable;
 
+    /// Whether unbinding leaves this end's xenstore state as it is, so that the driver (or a new
+    /// instance of it) can bind again while the other end stays connected, as blkback and netback
+    /// do (`allow_rebind`). Otherwise xenbus switches the device to Closed when it is unbound.
+    const ALLOW_REBIND: bool = false;
+
+    /// Whether the boot may go on without this frontend's devices connected, as for the console,
+    /// keyboard and framebuffer frontends (`not_essential`): xenbus's wait for frontend devices
+    /// to connect (late in boot, and when a frontend module registers) waits at most 30 s for
+    /// them, against up to 5 minutes for the others. Backends leave it false.
+    const NOT_ESSENTIAL: bool = false;
+
     /// Binds to a device; `id` is the entry of [`Self::ID_TABLE`] that matched it.
     fn probe<'bound>(
         dev: &'bound Device<device::Core<'_>>,
@@ -321,6 +332,8 @@ unsafe impl<T: Driver + 'static, K: Kind> driver::RegistrationOps for Adapter<T,
         unsafe {
             (*d).name = name.as_char_ptr();
             (*d).ids = T::ID_TABLE.as_ptr();
+            (*d).allow_rebind = T::ALLOW_REBIND;
+            (*d).not_essential = T::NOT_ESSENTIAL;
             (*d).probe = Some(Self::probe_callback);
             (*d).remove = Some(Self::remove_callback);
             (*d).otherend_changed = if T::HAS_OTHEREND_CHANGED {
