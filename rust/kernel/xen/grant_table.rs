@@ -7,7 +7,7 @@
 //! Frontend side: [`GrantedPage`] grants another domain access to a page this domain owns. The
 //! grant reference is owned and not `Copy`; dropping it ends the access. If the peer still has the
 //! page mapped, the page is neither freed nor reused: it goes to the grant table's deferred path,
-//! which frees it once the peer lets go (XSA-396), and [`deferred_ends`] counts those.
+//! which frees it once the peer lets go (XSA-396); the KUnit tests below count those.
 //! [`GrantedPage::try_end`] gives the page back when access really ended.
 //!
 //! Backend side: [`ForeignMapping`] maps a batch of pages another domain granted. Every
@@ -33,8 +33,10 @@ static DEFERRED_ENDS: AtomicU32 = AtomicU32::new(0);
 
 /// How many grants were dropped while the peer still had them mapped: their pages went to
 /// `gnttab_end_foreign_access`, which frees them once the peer lets go (at once if it did in the
-/// meantime, otherwise from the deferred-free list).
-pub fn deferred_ends() -> u32 {
+/// meantime, otherwise from the deferred-free list). For the KUnit tests: it counts for all
+/// drivers at once, so it is not an API for them.
+#[cfg(CONFIG_KUNIT = "y")]
+pub(crate) fn deferred_ends() -> u32 {
     DEFERRED_ENDS.load(Ordering::Relaxed)
 }
 
