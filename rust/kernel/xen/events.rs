@@ -19,10 +19,14 @@
 //! sent when that is done. A frontend that keeps producing requests then costs the backend's
 //! domain bounded interrupt time and work items, not a CPU held in interrupt context.
 
-use crate::ffi::{c_int, c_uint, c_void};
 use crate::{
     bindings,
     error::to_result,
+    ffi::{
+        c_int,
+        c_uint,
+        c_void, //
+    },
     irq::IrqReturn,
     prelude::*,
     str::CStr,
@@ -31,7 +35,10 @@ use crate::{
 };
 use core::{
     marker::PhantomPinned,
-    sync::atomic::{AtomicU32, Ordering},
+    sync::atomic::{
+        AtomicU32,
+        Ordering, //
+    },
 };
 
 /// A domain id.
@@ -707,8 +714,7 @@ mod tests {
         assert!(h.handled.wait(5000));
         let mut spins = 0;
         while h.deferred_calls.load(Ordering::Relaxed) < 4 && spins < 500 {
-            // SAFETY: Sleeping is allowed in a KUnit test.
-            unsafe { bindings::msleep(10) };
+            crate::time::delay::fsleep(crate::time::Delta::from_millis(10));
             spins += 1;
         }
         assert_eq!(h.deferred_calls.load(Ordering::Relaxed), 4);
@@ -738,8 +744,7 @@ mod tests {
         // may run after it (the memory goes away with it).
         let mut spins = 0;
         while reg.handler().deferred_calls.load(Ordering::Relaxed) < 3 && spins < 500 {
-            // SAFETY: Sleeping is allowed in a KUnit test.
-            unsafe { bindings::msleep(10) };
+            crate::time::delay::fsleep(crate::time::Delta::from_millis(10));
             spins += 1;
         }
         assert!(reg.handler().deferred_calls.load(Ordering::Relaxed) >= 3);

@@ -16,14 +16,21 @@
 use crate::{
     bindings,
     error::to_result,
+    ffi::c_void,
     prelude::*,
-    xen::{events::DomId, SharedPage},
+    types::Opaque,
+    xen::{
+        events::DomId,
+        SharedPage, //
+    },
 };
-use crate::{ffi::c_void, types::Opaque};
 use core::{
     marker::PhantomPinned,
     mem::ManuallyDrop,
-    sync::atomic::{AtomicU32, Ordering},
+    sync::atomic::{
+        AtomicU32,
+        Ordering, //
+    },
 };
 
 /// A grant reference number, as published to the peer.
@@ -597,8 +604,7 @@ mod tests {
         // one-second retries. Wait for that, with a bound.
         let mut tries = 0;
         while free_refs() != before && tries < 100 {
-            // SAFETY: Sleeping is allowed in a KUnit test.
-            unsafe { bindings::msleep(100) };
+            crate::time::delay::fsleep(crate::time::Delta::from_millis(100));
             tries += 1;
         }
         // Fails if the deferred grant was not released within 10 s.

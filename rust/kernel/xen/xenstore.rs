@@ -12,19 +12,32 @@
 //! `node` is empty (an empty `dir` with a non-empty `node` makes `/node`, an absolute path).
 //! Relative paths are relative to this domain's home, `/local/domain/<domid>`.
 
-use crate::ffi::{c_char, c_uint};
 use crate::{
     bindings,
-    error::{from_err_ptr, to_result},
+    error::{
+        from_err_ptr,
+        to_result, //
+    },
+    ffi::{
+        c_char,
+        c_uint, //
+    },
     prelude::*,
-    str::{CStr, CStrExt, CString},
-    types::Opaque,
+    str::{
+        CStr,
+        CStrExt,
+        CString, //
+    },
+    types::Opaque, //
 };
 use core::{
     fmt,
     marker::PhantomPinned,
     ptr::NonNull,
-    sync::atomic::{AtomicU32, Ordering},
+    sync::atomic::{
+        AtomicU32,
+        Ordering, //
+    },
 };
 
 /// Whether xenstore can be reached. In dom0 it cannot until the xenstored daemon has started;
