@@ -154,10 +154,10 @@ impl Link {
         SLOTS - self.free.len()
     }
 
-    /// Queues one request; `None` when the ring or the table is full.
-    fn queue(&mut self, operation: u32, stats: &Stats) -> Result<Option<()>> {
+    /// Queues one request; `false` when the ring or the table is full.
+    fn queue(&mut self, operation: u32, stats: &Stats) -> Result<bool> {
         let Some(slot) = self.free.pop() else {
-            return Ok(None);
+            return Ok(false);
         };
         let generation = self.generation.wrapping_add(1) & 0x00ff_ffff;
         let id = (generation << 8) | u32::from(slot);
@@ -171,7 +171,7 @@ impl Link {
             Err(e) => {
                 // The ring is full (`EBUSY`): the slot stays free.
                 self.free.push(slot, GFP_ATOMIC)?;
-                return if e == EBUSY { Ok(None) } else { Err(e) };
+                return if e == EBUSY { Ok(false) } else { Err(e) };
             }
         };
         self.generation = generation;
@@ -189,7 +189,7 @@ impl Link {
                 req.status
             );
         }
-        Ok(Some(()))
+        Ok(true)
     }
 
     /// Checks a response against the request it names; completes that request if it matches,
@@ -395,7 +395,7 @@ impl Front {
             }
             let mut pushed = false;
             while queued < n && (link.in_flight() as u32) < batch {
-                if link.queue(operation, stats)?.is_none() {
+                if !link.queue(operation, stats)? {
                     // The ring is full: wait for responses below.
                     stats.ring_full_waits.add(1, Relaxed);
                     break;
