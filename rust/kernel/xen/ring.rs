@@ -200,7 +200,7 @@ fn needs_notify(old: RingIdx, new: RingIdx, event: RingIdx) -> bool {
 /// // SAFETY: The page outlives both ends, which are the only users of it.
 /// let mut front = unsafe { FrontRing::<Req, Req>::new(base, PAGE_SIZE)? };
 /// // SAFETY: The same page, initialised by `front`; it outlives both ends.
-/// let mut back = unsafe { BackRing::<Req, Req>::attach(base, PAGE_SIZE)? };
+/// let mut back = unsafe { BackRing::<Req, Req>::init(base, PAGE_SIZE)? };
 ///
 /// front.push_request(&Req { id: 7, op: 1 })?;
 /// front.push_requests_and_check_notify();
@@ -354,7 +354,25 @@ pub struct BackRing<Req, Rsp> {
 unsafe impl<Req: Send, Rsp: Send> Send for BackRing<Req, Rsp> {}
 
 impl<Req: FromBytes + Copy, Rsp: AsBytes + Copy> BackRing<Req, Rsp> {
-    /// Attaches to a ring the frontend initialised (`BACK_RING_INIT`).
+    /// Takes the backend's end of a ring the frontend has just initialised: both private
+    /// indices start at 0 (`BACK_RING_INIT`).
+    ///
+    /// # Safety
+    ///
+    /// As for [`FrontRing::new`].
+    pub unsafe fn init(base: *mut u8, bytes: usize) -> Result<Self> {
+        // SAFETY: The caller's guarantee is the one `Shared::new` asks for.
+        let shared = unsafe { Shared::new(base, bytes)? };
+        Ok(Self::starting_at(shared, 0))
+    }
+
+    /// Takes the backend's end of a ring that may already have been in use, carrying on from
+    /// the last response published on it (`BACK_RING_ATTACH` at the shared `rsp_prod`, as
+    /// blkback does): a backend that is bound again to a frontend that kept its ring continues
+    /// where the last one stopped. On a fresh ring this is [`BackRing::init`].
+    ///
+    /// The starting index comes from the peer and is not trusted any more than later ones:
+    /// every request producer is still checked against it.
     ///
     /// # Safety
     ///
@@ -362,12 +380,17 @@ impl<Req: FromBytes + Copy, Rsp: AsBytes + Copy> BackRing<Req, Rsp> {
     pub unsafe fn attach(base: *mut u8, bytes: usize) -> Result<Self> {
         // SAFETY: The caller's guarantee is the one `Shared::new` asks for.
         let shared = unsafe { Shared::new(base, bytes)? };
-        Ok(Self {
+        let start = shared.read_idx(RSP_PROD);
+        Ok(Self::starting_at(shared, start))
+    }
+
+    fn starting_at(shared: Shared<Req, Rsp>, start: RingIdx) -> Self {
+        Self {
             shared,
-            rsp_prod_pvt: 0,
-            req_cons: 0,
+            rsp_prod_pvt: start,
+            req_cons: start,
             req_avail: 0,
-        })
+        }
     }
 
     /// Number of entries of the ring (`RING_SIZE`).
@@ -538,7 +561,7 @@ mod tests {
         // SAFETY: The page outlives both rings in each test, and only they use it.
         let front = unsafe { FrontRing::new(base, PAGE_SIZE)? };
         // SAFETY: The same page, initialised by `front`; it outlives both rings.
-        let back = unsafe { BackRing::attach(base, PAGE_SIZE)? };
+        let back = unsafe { BackRing::init(base, PAGE_SIZE)? };
         Ok((front, back))
     }
 
@@ -611,6 +634,45 @@ mod tests {
         for i in 0..8 {
             assert_eq!(front.next_response()?.ok_or(EIO)?.id, i);
         }
+        assert_eq!(front.outstanding(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn attach_carries_on_from_the_last_response() -> Result {
+        let page = SharedPage::alloc(GFP_KERNEL)?;
+        // A first backend answers 300 requests (more than the ring holds), then goes away.
+        let mut front = {
+            let (mut front, mut back) = pair(&page)?;
+            for i in 0..300 {
+                front.push_request(&msg(i))?;
+                front.push_requests_and_check_notify();
+                let req = back.next_request()?.ok_or(EIO)?;
+                back.push_response(&req)?;
+                back.push_responses_and_check_notify();
+                assert_eq!(front.next_response()?.ok_or(EIO)?.id, i);
+            }
+            front
+        };
+        // `init` on the same ring would take the 300 requests for new ones, more than the ring
+        // holds: the frontend would look like a liar.
+        {
+            // SAFETY: The page outlives the ring; no other backend end uses it now.
+            let mut fresh = unsafe { BackRing::<Msg, Msg>::init(page.as_ptr(), PAGE_SIZE)? };
+            assert_eq!(fresh.next_request(), Err(EPROTO));
+        }
+        // `attach` starts at the shared `rsp_prod`: nothing is pending, and the next request is
+        // the one after.
+        // SAFETY: As above.
+        let mut again = unsafe { BackRing::<Msg, Msg>::attach(page.as_ptr(), PAGE_SIZE)? };
+        assert_eq!(again.unconsumed_requests()?, 0);
+        front.push_request(&msg(300))?;
+        front.push_requests_and_check_notify();
+        let req = again.next_request()?.ok_or(EIO)?;
+        assert_eq!(req.id, 300);
+        again.push_response(&req)?;
+        again.push_responses_and_check_notify();
+        assert_eq!(front.next_response()?.ok_or(EIO)?.id, 300);
         assert_eq!(front.outstanding(), 0);
         Ok(())
     }

@@ -753,7 +753,8 @@ pub struct SharedBackRing<Req, Rsp> {
 }
 
 impl<Req: FromBytes + Copy, Rsp: AsBytes + Copy> SharedBackRing<Req, Rsp> {
-    /// Maps the one-page ring the frontend granted with `gref`.
+    /// Maps the one-page ring the frontend granted with `gref` and carries on from its last
+    /// response ([`BackRing::attach`]), as the C twin and blkback do.
     pub fn map(dev: &Device<device::Bound>, gref: GrantRef) -> Result<Self> {
         let map = dev.map_ring(&[gref])?;
         // SAFETY: The mapping outlives `ring` (field order) and is the frontend's ring page.
