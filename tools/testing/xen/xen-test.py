@@ -964,20 +964,26 @@ def cmd_self_test(args):
     text = buf.getvalue()
     ok = re.search(r"^ +0 +256 +0 +2560 +2560 -> 2561 +2561$", text, re.M) is not None
     checks.append(("the demo's exchange table joins both domains by request id", ok, text))
+
+    def fake_run(script, scale):
+        """`run` with an "emulator" that prints `script`'s output: (result, seconds taken)."""
+        with tempfile.TemporaryDirectory() as d:
+            fake = f"{d}/fake-qemu.sh"
+            with open(fake, "w") as f:
+                f.write("#!/bin/sh\n" + script)
+            os.chmod(fake, 0o755)
+            t0 = time.monotonic()
+            r = subprocess.run([sys.executable, me, "run", "--obj", d, "--xen", fake, "--xen-root", d,
+                                "--logs", d, "--emulator", fake, "--timeout-scale", str(scale),
+                                "--skip-build-check"], capture_output=True, text=True, timeout=120)
+            return r, time.monotonic() - t0
+
+    to_xenstored = "echo 'Linux version 7.3'\necho 'XR-STAGE dom0-init'\necho 'XR-STAGE xenstored'\n"
     # A hang: an "emulator" that boots to dom0 init, then stays silent.
-    with tempfile.TemporaryDirectory() as d:
-        fake = f"{d}/fake-qemu.sh"
-        with open(fake, "w") as f:
-            f.write("#!/bin/sh\necho '(XEN) Xen version 4.17'\necho 'Linux version 7.3'\n"
-                    "echo 'XR-STAGE dom0-init'\necho 'XR-STAGE xenstored'\nexec sleep 600\n")
-        os.chmod(fake, 0o755)
-        t0 = time.monotonic()
-        r = subprocess.run([sys.executable, me, "run", "--obj", d, "--xen", fake, "--xen-root", d,
-                            "--logs", d, "--emulator", fake, "--timeout-scale", "0.02", "--skip-build-check"],
-                           capture_output=True, text=True, timeout=120)
-        ok = (r.returncode != 0 and "timeout in stage xenstored" in r.stdout
-              and "| XR-STAGE xenstored" in r.stdout and time.monotonic() - t0 < 60)
-        checks.append(("a hang is stopped and named by its stage", ok, r.stdout[-800:] + r.stderr[-400:]))
+    r, took = fake_run("echo '(XEN) Xen version 4.17'\n" + to_xenstored + "exec sleep 600\n", 0.02)
+    ok = (r.returncode != 0 and "timeout in stage xenstored" in r.stdout
+          and "| XR-STAGE xenstored" in r.stdout and took < 60)
+    checks.append(("a hang is stopped and named by its stage", ok, r.stdout[-800:] + r.stderr[-400:]))
     # A silent hang in a long stage is caught by the silence, long before the stage's own limit; a
     # stage that keeps talking is still stopped at its limit.
     for what, tail, want in (
@@ -987,18 +993,9 @@ def cmd_self_test(args):
             ("a stage that talks but never ends is stopped at its limit",
              "while :; do echo '[domU] still here'; sleep 0.2; done\n",
              "timeout in stage xenstored (in it for")):
-        with tempfile.TemporaryDirectory() as d:
-            fake = f"{d}/fake-qemu.sh"
-            with open(fake, "w") as f:
-                f.write("#!/bin/sh\necho 'Linux version 7.3'\necho 'XR-STAGE dom0-init'\n"
-                        "echo 'XR-STAGE xenstored'\n" + tail)
-            os.chmod(fake, 0o755)
-            t0 = time.monotonic()
-            r = subprocess.run([sys.executable, me, "run", "--obj", d, "--xen", fake, "--xen-root", d,
-                                "--logs", d, "--emulator", fake, "--timeout-scale", "0.005",
-                                "--skip-build-check"], capture_output=True, text=True, timeout=120)
-            ok = r.returncode != 0 and want in r.stdout and time.monotonic() - t0 < 15
-            checks.append((what, ok, r.stdout[-800:] + r.stderr[-400:]))
+        r, took = fake_run(to_xenstored + tail, 0.005)
+        ok = r.returncode != 0 and want in r.stdout and took < 15
+        checks.append((what, ok, r.stdout[-800:] + r.stderr[-400:]))
     # A harness stopped from outside (a CI timeout's SIGTERM) stops its emulator with it.
     with tempfile.TemporaryDirectory() as d:
         fake = f"{d}/fake-qemu.sh"
