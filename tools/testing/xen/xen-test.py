@@ -477,7 +477,7 @@ def build_initramfs(args, work):
     with open(f"{r}/etc/xen/domU.cfg", "w") as f:
         f.write('name = "domU"\ntype = "pv"\nkernel = "/root/vmlinux"\nramdisk = "/root/domU.cpio.gz"\n'
                 f'extra = "console=hvc0 rdinit=/init {DOMU_CMDLINE}{kunit}"\n'
-                f'memory = {DOMU_MEM_MB}\nvcpus = {DOMU_VCPUS}\n'
+                f'memory = {DOMU_MEM_MB}\nvcpus = {vcpus(args)}\n'
                 'on_poweroff = "destroy"\non_crash = "destroy"\n')
     shutil.copy2(f"{HERE}/dom0-init.sh", f"{r}/init")
     os.chmod(f"{r}/init", 0o755)
@@ -626,9 +626,16 @@ def kunit_cmdline(args):
 # free), and lkdtm's; not the caches of processes and files, where debugging every object made
 # the shell-driven tests several times slower. lockdep and the atomic-sleep checks are in the
 # config.
-QEMU_SMP = 2
-DOM0_VCPUS = 2
-DOMU_VCPUS = 2
+VCPUS = 2
+
+
+def vcpus(args):
+    """vCPUs of the emulated machine, and of dom0 and of the domU each: VCPUS, or 1 for a bench
+    under --icount, where with 2 per domain, run in turn on one thread, the batch-1 medians of
+    two runs differed by up to 13 %; with 1 they agree within 1 % (README.md)."""
+    return 1 if getattr(args, "icount", None) is not None else VCPUS
+
+
 DOM0_MEM_MB = 768
 DOMU_MEM_MB = 256
 DEBUG_CMDLINE = "slab_debug=FZP,kmalloc-*,lkdtm-heap-*"
@@ -639,7 +646,7 @@ DOMU_CMDLINE = f"xen.fifo_events=0 {DEBUG_CMDLINE}"
 def qemu_cmd(args, initrd):
     kunit = kunit_cmdline(args)
     xen_cmdline = (f"console=com1 com1=115200 dom0_mem={DOM0_MEM_MB}M,max:{DOM0_MEM_MB}M "
-                   f"dom0_max_vcpus={DOM0_VCPUS} loglvl=all guest_loglvl=all console_timestamps=boot")
+                   f"dom0_max_vcpus={vcpus(args)} loglvl=all guest_loglvl=all console_timestamps=boot")
     total = sum(s[2] for s in STAGES)
     # -nic none: the domains' network (xen-netfront/netback) exists only inside the emulated machine.
     accel, cpu = ["-accel", "tcg,thread=multi"], QEMU_CPU
@@ -650,7 +657,7 @@ def qemu_cmd(args, initrd):
         accel = ["-accel", "tcg,thread=single", "-icount", f"shift={args.icount},sleep=off"]
         cpu += ",-x2apic,-tsc-deadline"
     return ["timeout", "--kill-after=10", str(total), "qemu-system-x86_64", *accel,
-            "-cpu", cpu, "-m", "2048", "-smp", str(QEMU_SMP), "-nographic", "-no-reboot",
+            "-cpu", cpu, "-m", "2048", "-smp", str(vcpus(args)), "-nographic", "-no-reboot",
             "-monitor", "none", "-serial", "stdio", "-nic", "none",
             "-kernel", args.xen, "-append", xen_cmdline,
             # QEMU's multiboot module list is comma-separated; ",," is a literal comma.
@@ -1080,10 +1087,6 @@ def main():
     if getattr(args, "icount", None) is not None:
         if args.cmd != "bench":
             ap.error("--icount is for bench only (the tests check for 2 vCPUs per domain)")
-        # With 2 vCPUs per domain, run in turn on one thread, even batch 1 moved by 10 % between
-        # rounds; with 1 it stays within about 1 % (README.md).
-        global QEMU_SMP, DOM0_VCPUS, DOMU_VCPUS
-        QEMU_SMP = DOM0_VCPUS = DOMU_VCPUS = 1
     if args.cmd == "run":
         if args.skip_build_check:
             return cmd_run_fake(args)
