@@ -39,6 +39,10 @@
 #                     (`make soak`: 1000 of each), with grants, event channels, module reference
 #                     counts and unreclaimable slab memory compared with their baseline
 #   XEN_DEMO_SOAK_SLACK_KB  slab growth the soak tolerates in each domain (default 512)
+#   XEN_DEMO_QUIET_FILE  bench, in dom0: a file that exists while a frontend domain measures, so
+#                     that whatever else runs in dom0 (a console relay) can keep still meanwhile
+#   dom0 may be given several --domu: in bench mode the frontend domains then measure each
+#                     pairing in turn, against the same backend (a side by side)
 
 set -u
 DIR=$(dirname "$0")
@@ -49,6 +53,7 @@ BENCH_N1=${XEN_DEMO_BENCH_N1:-2000}
 BENCH_N32=${XEN_DEMO_BENCH_N32:-20000}
 BENCH_ROUNDS=${XEN_DEMO_BENCH_ROUNDS:-5}
 SYNC_TIMEOUT=${XEN_DEMO_TIMEOUT:-300}
+QUIET_FILE=${XEN_DEMO_QUIET_FILE:-}
 DEVID=0
 HOSTILE_DEVID=1
 FRONTS="rust_xen_demo_front xen_demo_front"
@@ -67,12 +72,14 @@ short() {
 
 ROLE=domU
 DOMU=
+DOMUS=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--domu)
 		ROLE=dom0
-		DOMU=${2:-}
-		shift 2 || skip_all "--domu needs a domain id"
+		[ -n "${2:-}" ] || skip_all "--domu needs a domain id"
+		DOMUS="$DOMUS $2"
+		shift 2
 		;;
 	*) skip_all "unknown argument $1" ;;
 	esac
@@ -82,17 +89,32 @@ case $MODE in
 test | bench | demo | soak) ;;
 *) skip_all "XEN_DEMO_MODE must be test, bench, demo or soak, not '$MODE'" ;;
 esac
+set -- $DOMUS
+DOMU=${1:-}
+[ $# -le 1 ] || [ "$MODE" = bench ] || skip_all "more than one --domu is for the bench only"
 take_role
 if [ $ROLE = domU ]; then
 	DOMU=$(xs_read domid) || skip_all "cannot read our domain id from xenstore"
 fi
 
-FE=/local/domain/$DOMU/device/demo/$DEVID
-BE=/local/domain/0/backend/demo/$DOMU/$DEVID
-FE_DBG=/sys/kernel/debug/xen-demo.demo-$DEVID
-BE_DBG=/sys/kernel/debug/xen-demo.demo-$DOMU-$DEVID
-BE_DEV=/sys/bus/xen-backend/devices/demo-$DOMU-$DEVID
-SYNC=/local/domain/$DOMU/data/xen-demo-test
+# use_domu D: the paths of frontend domain D's demo device and of its barriers.
+use_domu() {
+	DOMU=$1
+	FE=/local/domain/$DOMU/device/demo/$DEVID
+	BE=/local/domain/0/backend/demo/$DOMU/$DEVID
+	FE_DBG=/sys/kernel/debug/xen-demo.demo-$DEVID
+	BE_DBG=/sys/kernel/debug/xen-demo.demo-$DOMU-$DEVID
+	BE_DEV=/sys/bus/xen-backend/devices/demo-$DOMU-$DEVID
+	SYNC=/local/domain/$DOMU/data/xen-demo-test
+}
+use_domu "$DOMU"
+# The bench's side by side: dom0 meets every frontend domain at each barrier.
+if on dom0 && [ $# -gt 1 ]; then
+	SYNCS=
+	for d in $DOMUS; do
+		SYNCS="$SYNCS /local/domain/$d/data/xen-demo-test"
+	done
+fi
 connected() { state_is "$FE" 4 && state_is "$BE" 4; }
 
 # --- Frontend side (domU) -----------------------------------------------------------------------
@@ -740,15 +762,48 @@ mode_soak() {
 # --- Bench mode: round trips per second of each pairing ------------------------------------------
 
 # One line per measurement, for tools/testing/xen/xen-test.py bench:
-#   # bench: front=F back=B batch=N requests=R ns=T
+#   # bench: front=F back=B batch=N requests=R ns=T notifications=S interrupts=I
+# with the frontend's notifications sent and interrupts taken during the run: how many requests
+# each event carried, which the time depends on.
 bench_one() {
+	local s0 i0 s1 i1
+	s0=$(stat_of $FE_DBG/stats notifications) || return 1
+	i0=$(stat_of $FE_DBG/stats interrupts) || return 1
 	send_ok "$3" "$2" || return 1
 	ns=$(stat_of $FE_DBG/stats last_run_ns) || return 1
-	echo "# bench: front=$1 back=$b batch=$2 requests=$3 ns=$ns" >"$tmp.bench"
+	s1=$(stat_of $FE_DBG/stats notifications) || return 1
+	i1=$(stat_of $FE_DBG/stats interrupts) || return 1
+	echo "# bench: front=$1 back=$b batch=$2 requests=$3 ns=$ns" \
+		"notifications=$((s1 - s0)) interrupts=$((i1 - i0))" >"$tmp.bench"
 }
 
 mode_bench() {
+	# A domain waiting at a barrier while the other measures must not poll: the two share the
+	# CPUs, and a poll's fork and exec landing inside a measurement would be measured.
+	QUIET_BARRIERS=1
+	# With several frontend domains (dom0 given several --domu), each gets a slot; in every
+	# pairing they measure one after the other, the rest waiting at a barrier, and the order
+	# turns round from one round to the next.
+	if on dom0; then
+		slots=0
+		for d in $DOMUS; do
+			use_domu "$d"
+			publish slot $slots || bail "cannot publish the bench slot of domain $d"
+			slots=$((slots + 1))
+		done
+		for d in $DOMUS; do
+			use_domu "$d"
+			publish slots $slots || bail "cannot publish the bench slots"
+		done
+		set -- $DOMUS
+		use_domu "$1"
+	fi
 	barrier start
+	if on domU; then
+		slot=$(peer_value slot) || bail "dom0 published no bench slot"
+		slots=$(peer_value slots) || bail "dom0 published no bench slot count"
+		echo "# slot $slot of $slots frontend domains in the bench"
+	fi
 	# Rounds go round all four pairings, so that a slow phase of the emulator (TCG timings drift
 	# within a run) is shared out instead of landing on one pairing.
 	round=0
@@ -762,23 +817,59 @@ mode_bench() {
 	done
 }
 
+# back_unload B: unbind backend B from every frontend domain's device, then unload it.
+back_unload() {
+	local d
+	for d in $DOMUS; do
+		if [ -e "/sys/bus/xen-backend/drivers/$1/demo-$d-$DEVID" ]; then
+			echo "demo-$d-$DEVID" >"/sys/bus/xen-backend/drivers/$1/unbind" || return 1
+		fi
+	done
+	rmmod "$1"
+}
+
 bench_pairing() {
+	local d t
 	p="bench round $round, $(short "$f") front + $(short "$b") back"
-	on dom0 && check "$p: load $b" mod_load "$b"
-	attach_and_connect "$p" "$f" "$b" "bench attach $round $f $b"
+	if on dom0; then
+		check "$p: load $b" mod_load "$b"
+		for d in $DOMUS; do
+			use_domu "$d"
+			check "$p: attach domain $d" attach $DEVID
+		done
+	fi
+	barrier "bench attach $round $f $b"
 	if on domU; then
+		check "$p: load $f" mod_load "$f"
+		check "$p: connected" wait_until 30 "both ends Connected" connected
 		check "$p: warm-up" send_ok 200 8
-		check "$p: batch 1" bench_one "$f" 1 "$BENCH_N1"
-		cat "$tmp.bench" 2>/dev/null
-		check "$p: batch 32" bench_one "$f" 32 "$BENCH_N32"
-		cat "$tmp.bench" 2>/dev/null
-		rm -f "$tmp.bench"
+	fi
+	# Every frontend domain connected and warmed up before the first measures.
+	barrier "bench ready $round $f $b"
+	[ -n "$QUIET_FILE" ] && on dom0 && : >"$QUIET_FILE"
+	t=0
+	while [ $t -lt "$slots" ]; do
+		if on domU && [ $(((slot + round) % slots)) -eq $t ]; then
+			check "$p: batch 1" bench_one "$f" 1 "$BENCH_N1"
+			cat "$tmp.bench" 2>/dev/null
+			check "$p: batch 32" bench_one "$f" 32 "$BENCH_N32"
+			cat "$tmp.bench" 2>/dev/null
+			rm -f "$tmp.bench"
+		fi
+		barrier "bench turn $t $round $f $b"
+		t=$((t + 1))
+	done
+	[ -n "$QUIET_FILE" ] && on dom0 && rm -f "$QUIET_FILE"
+	if on domU; then
 		check "$p: unload $f" mod_unload "$f" xen demo-$DEVID
 	fi
 	barrier "bench done $round $f $b"
 	if on dom0; then
-		check "$p: detach" detach $DEVID
-		check "$p: unload $b" mod_unload "$b" xen-backend "demo-$DOMU-$DEVID"
+		for d in $DOMUS; do
+			use_domu "$d"
+			check "$p: detach domain $d" detach $DEVID
+		done
+		check "$p: unload $b" back_unload "$b"
 	fi
 	barrier "bench detached $round $f $b"
 }
