@@ -5,7 +5,9 @@
 #   make check    setup + build + lint + series + Xen harness; ends with `N passed, N failed`
 #   make check-full  the same with the kselftests' repeated cycles in full (about 7 min longer)
 #   make demo     boot Xen, dom0 and domU; the Rust demo pair's exchange, traced on both sides
-#   make bench    round trips per second of the four Rust/C demo pairings, batch 1 and 32
+#   make bench    round trips per second of the four Rust/C demo pairings, batch 1 and 32: one
+#                 boot under QEMU -icount (deterministic), one on wall time (noisy); two domUs
+#                 side by side; logs/bench.txt, bench.json, bench.svg
 #   make soak     the Rust demo pair's connect/disconnect cycles, 1000 of each kind (SOAK_CYCLES=N),
 #                 with grants, event channels, module refcounts and slab memory checked afterwards
 #   make setup    install the toolchain, QEMU, Xen and the Linux source (idempotent)

@@ -34,7 +34,7 @@ if [ "$XR_MODE" = test ] && ksft_wanted xen_pv; then
 fi
 if ksft_wanted xen_demo; then
 	echo "XR-KSFT-BEGIN xen_demo"
-	XEN_DEMO_MODE=$XR_MODE XEN_DEMO_CYCLES=$XR_DEMO_CYCLES XEN_DEMO_MODDIR=/lib/modules/xr XEN_DEMO_TIMEOUT=$XR_SYNC_TIMEOUT sh /usr/share/xr/xen_demo.sh
+	XEN_DEMO_MODE=$XR_MODE XEN_DEMO_CYCLES=$XR_DEMO_CYCLES XEN_DEMO_BENCH_ROUNDS=$XR_BENCH_ROUNDS XEN_DEMO_MODDIR=/lib/modules/xr XEN_DEMO_TIMEOUT=$XR_SYNC_TIMEOUT sh /usr/share/xr/xen_demo.sh
 	echo "XR-KSFT-END xen_demo rc=$?"
 fi
 echo "XR-DONE domU"

@@ -1,0 +1,247 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The tables, JSON and chart of `make bench` (tools/testing/xen/xen-test.py bench).
+
+A bench run prints one line per measurement in the domU (xen_demo.sh's bench mode):
+
+    [domU] # bench: front=F back=B batch=N requests=R ns=T notifications=S interrupts=I
+
+This module turns the lines of one or more runs (one per clock: QEMU -icount, and host wall time)
+into rows with the median and range of the rounds and the ratio to the C pair, adds the rows the
+replacement issues are to measure, and the sizes of the C objects they replace, and writes them
+as text (bench.txt), JSON (bench.json) and an SVG bar chart of the ratios (bench.svg).
+"""
+
+import json
+import os
+import re
+import subprocess
+
+BENCH_LINE = re.compile(r"^\[(domU2?)\] # bench: front=(\S+) back=(\S+) batch=(\d+) requests=(\d+) ns=(\d+)"
+                        r"(?: notifications=(\d+) interrupts=(\d+))?$")
+
+FRONTS = ("rust_xen_demo_front", "xen_demo_front")
+BACKS = ("rust_xen_demo_back", "xen_demo_back")
+LANG = {"rust_xen_demo_front": "Rust", "rust_xen_demo_back": "Rust", "xen_demo_front": "C",
+        "xen_demo_back": "C"}
+C_PAIR = ("xen_demo_front", "xen_demo_back")
+
+# What the replacement issues measure, once there is a Rust core to measure against the C one.
+# Printed as rows without numbers, so that the table says what is still to come.
+PENDING = [
+    ("grant cycle (claim, grant, end, free), 1 in flight", "ops/s", 12),
+    ("grant cycle, 32 in flight", "ops/s", 12),
+    ("blkfront sequential read", "MB/s", 12),
+    ("blkfront sequential write", "MB/s", 12),
+    ("netfront TCP", "MB/s", 12),
+    ("xenbus attach to Connected, 1 device", "ms", 13),
+    ("xenbus attach to Connected, 64 devices", "ms", 13),
+    ("event storm interrupt rate", "irq/s", 14),
+]
+
+# The C objects the Rust cores replace, with the issue that replaces each.
+REPLACED = [
+    ("drivers/xen/grant-table.o", 12),
+    ("drivers/xen/xenbus/xenbus_probe.o", 13),
+    ("drivers/xen/xenbus/xenbus_probe_frontend.o", 13),
+    ("drivers/xen/xenbus/xenbus_probe_backend.o", 13),
+    ("drivers/xen/events/events_2l.o", 14),
+    ("drivers/xen/events/events_fifo.o", 14),
+    ("drivers/xen/events/events_base.o", 15),
+]
+
+
+def median(v):
+    s = sorted(v)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def parse(lines, domain="domU"):
+    """The demo rows of one run, measured in the frontend domain domain: for each (front, back,
+    batch), the rounds' round trips per second and requests per event channel event
+    (notifications sent plus interrupts taken)."""
+    rounds = {}
+    for line in lines:
+        m = BENCH_LINE.match(line)
+        if not m or m.group(1) != domain or int(m.group(6)) <= 0:
+            continue
+        key = (m.group(2), m.group(3), int(m.group(4)))
+        reqs = int(m.group(5))
+        events = int(m.group(7)) + int(m.group(8)) if m.group(7) is not None else None
+        rounds.setdefault(key, []).append((reqs * 1e9 / int(m.group(6)),
+                                           reqs / events if events else None))
+    rows = []
+    for batch in sorted({k[2] for k in rounds}):
+        base = rounds.get((*C_PAIR, batch))
+        base_med = median([r for r, _ in base]) if base else None
+        for f in FRONTS:
+            for b in BACKS:
+                v = rounds.get((f, b, batch))
+                if not v:
+                    continue
+                rates = [r for r, _ in v]
+                per_event = [e for _, e in v if e is not None]
+                med = median(rates)
+                rows.append({
+                    "frontend": LANG[f], "backend": LANG[b], "batch": batch,
+                    "median": med, "min": min(rates), "max": max(rates), "rounds": rates,
+                    "requests_per_event": median(per_event) if per_event else None,
+                    "ratio": med / base_med if base_med else None,
+                })
+    return rows
+
+
+def side_by_side(first, second):
+    """Rows of the second frontend domain against the first, pairing by pairing: the ratio of
+    the medians, and the range of the rounds' ratios (rounds taken in turn, round by round)."""
+    other = {(r["frontend"], r["backend"], r["batch"]): r for r in second}
+    rows = []
+    for r in first:
+        o = other.get((r["frontend"], r["backend"], r["batch"]))
+        if not o:
+            continue
+        pairs = [b / a for a, b in zip(r["rounds"], o["rounds"]) if a > 0]
+        rows.append({"frontend": r["frontend"], "backend": r["backend"], "batch": r["batch"],
+                     "first": r["median"], "second": o["median"], "ratio": o["median"] / r["median"],
+                     "round_ratio_min": min(pairs) if pairs else None,
+                     "round_ratio_max": max(pairs) if pairs else None})
+    return rows
+
+
+def spread(values):
+    """How far apart a row's medians of several runs are: (max - min) / min."""
+    return (max(values) - min(values)) / min(values) if values and min(values) > 0 else None
+
+
+def object_sizes(obj, size_tool="llvm-size-19"):
+    """.text, .data and .rodata bytes of each replaced C object in the build, summing the
+    sections whose names start with those (.text.unlikely, .data..read_mostly and so on)."""
+    out = []
+    for path, issue in REPLACED:
+        full = os.path.join(obj, path)
+        row = {"object": path, "issue": issue, "c": None, "rust": None}
+        if os.path.exists(full):
+            try:
+                text = subprocess.run([size_tool, "-A", full], capture_output=True, text=True,
+                                      check=True).stdout
+            except (OSError, subprocess.CalledProcessError):
+                text = ""
+            sums = {"text": 0, "data": 0, "rodata": 0}
+            for ln in text.splitlines():
+                parts = ln.split()
+                if len(parts) < 2 or not parts[1].isdigit():
+                    continue
+                for k in sums:
+                    if parts[0] == f".{k}" or parts[0].startswith(f".{k}."):
+                        sums[k] += int(parts[1])
+            if text:
+                row["c"] = sums
+        out.append(row)
+    return out
+
+
+def format_run(run):
+    """The table of one run."""
+    rows = run["rows"]
+    n = max((len(r["rounds"]) for r in rows), default=0)
+    out = [run["title"], f"median (and range) of {n} rounds; the ratio is the medians'; req/event: requests "
+           "per notification sent or interrupt taken by the frontend",
+           f"{'frontend':<9} {'backend':<8} {'batch':>5} {'round trips/s':>14} {'range':>19} {'vs C+C':>7}"
+           f" {'req/event':>9}"]
+    if not rows:
+        out.append("  (no results)")
+    for r in rows:
+        ratio = f"{r['ratio']:7.2f}" if r["ratio"] else "      -"
+        per = f"{r['requests_per_event']:9.1f}" if r["requests_per_event"] else "        -"
+        rng = f"{r['min']:,.0f}-{r['max']:,.0f}"
+        out.append(f"{r['frontend']:<9} {r['backend']:<8} {r['batch']:>5} {r['median']:>14,.0f} {rng:>19}"
+                   f" {ratio} {per}")
+    return out
+
+
+def format_side_by_side(run):
+    out = [f"Side by side ({run['clock']} clock): the same pairings measured in a second frontend domain, "
+           "in turn with the first, against the same dom0.",
+           "Both run the same C-core kernel until the Rust cores exist, so the ratio shows how fair the "
+           "instrument is: 1.00 is fair.",
+           f"{'frontend':<9} {'backend':<8} {'batch':>5} {'domU':>10} {'domU2':>10} {'domU2/domU':>10}"
+           f" {'per round':>13}"]
+    for r in run["rows"]:
+        rr = (f"{r['round_ratio_min']:.2f}-{r['round_ratio_max']:.2f}"
+              if r["round_ratio_min"] is not None else "-")
+        out.append(f"{r['frontend']:<9} {r['backend']:<8} {r['batch']:>5} {r['first']:>10,.0f} "
+                   f"{r['second']:>10,.0f} {r['ratio']:>10.3f} {rr:>13}")
+    return out
+
+
+def format_report(report):
+    out = []
+    for run in report["runs"]:
+        out += format_run(run) + [""]
+    for run in report["side_by_side"]:
+        out += format_side_by_side(run) + [""]
+    out.append("To be measured by the replacement issues, Rust core against C core in one run:")
+    for p in report["pending"]:
+        out.append(f"  {p['row']:<52} {p['unit']:<6} not measured yet (issue {p['issue']})")
+    out += ["", f"Sizes in bytes of the C objects the Rust cores replace (this build, {report['config']}):",
+            f"  {'object':<44} {'.text':>8} {'.data':>7} {'.rodata':>8}  Rust"]
+    for s in report["sizes"]:
+        c = s["c"]
+        cols = f"{c['text']:>8} {c['data']:>7} {c['rodata']:>8}" if c else f"{'-':>8} {'-':>7} {'-':>8}"
+        out.append(f"  {s['object']:<44} {cols}  not built yet (issue {s['issue']})")
+    return "\n".join(out) + "\n"
+
+
+def svg_chart(report):
+    """A bar per demo row of each run: its ratio to C+C, with a line at 1.00."""
+    bars = []
+    for run in report["runs"]:
+        for r in run["rows"]:
+            if r["ratio"] is not None:
+                bars.append((f"{run['clock']}: {r['frontend']} front, {r['backend']} back, batch {r['batch']}",
+                             r["ratio"], r["min"] / r["median"], r["max"] / r["median"]))
+    width, left, bar_h, gap, top = 640, 300, 16, 6, 30
+    height = top + len(bars) * (bar_h + gap) + 30
+    hi = max([1.25] + [b[1] * b[3] for b in bars])
+    scale = (width - left - 20) / hi
+
+    def x(v):
+        return left + v * scale
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="11">',
+           f'<text x="{left}" y="16" font-size="12">Round trips per second, ratio to the C pair '
+           '(bar: median; whisker: range of the rounds)</text>']
+    for i, (label, ratio, lo, hi_) in enumerate(bars):
+        y = top + i * (bar_h + gap)
+        colour = "#4878a8" if label.startswith("icount") else "#a0a0a0"
+        out.append(f'<text x="{left - 6}" y="{y + bar_h - 4}" text-anchor="end">{label}</text>')
+        out.append(f'<rect x="{left}" y="{y}" width="{ratio * scale:.1f}" height="{bar_h}" fill="{colour}"/>')
+        out.append(f'<line x1="{x(ratio * lo):.1f}" x2="{x(ratio * hi_):.1f}" y1="{y + bar_h / 2}" '
+                   f'y2="{y + bar_h / 2}" stroke="black"/>')
+        out.append(f'<text x="{x(ratio * hi_) + 4:.1f}" y="{y + bar_h - 4}">{ratio:.2f}</text>')
+    y_end = top + len(bars) * (bar_h + gap)
+    out.append(f'<line x1="{x(1):.1f}" x2="{x(1):.1f}" y1="{top - 4}" y2="{y_end}" stroke="#c03030" '
+               'stroke-dasharray="4,3"/>')
+    out.append(f'<text x="{x(1):.1f}" y="{y_end + 14}" text-anchor="middle">1.00</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def write(report, logs):
+    """bench.txt, bench.json and bench.svg in logs; returns the text."""
+    text = format_report(report)
+    with open(os.path.join(logs, "bench.txt"), "w") as f:
+        f.write(text)
+    with open(os.path.join(logs, "bench.json"), "w") as f:
+        json.dump(report, f, indent=1)
+        f.write("\n")
+    with open(os.path.join(logs, "bench.svg"), "w") as f:
+        f.write(svg_chart(report))
+    return text
+
+
+def new_report(obj, config):
+    return {"runs": [], "side_by_side": [], "config": config,
+            "pending": [{"row": r, "unit": u, "issue": i} for r, u, i in PENDING],
+            "sizes": object_sizes(obj)}
