@@ -200,18 +200,18 @@ def svg_chart(report):
             if r["ratio"] is not None:
                 bars.append((f"{run['clock']}: {r['frontend']} front, {r['backend']} back, batch {r['batch']}",
                              r["ratio"], r["min"] / r["median"], r["max"] / r["median"]))
-    width, left, bar_h, gap, top = 640, 300, 16, 6, 30
+    width, left, bar_h, gap, top = 700, 300, 16, 6, 30
     height = top + len(bars) * (bar_h + gap) + 30
     hi = max([1.25] + [b[1] * b[3] for b in bars])
-    scale = (width - left - 20) / hi
+    scale = (width - left - 50) / hi
 
     def x(v):
         return left + v * scale
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="11">',
-           f'<text x="{left}" y="16" font-size="12">Round trips per second, ratio to the C pair '
-           '(bar: median; whisker: range of the rounds)</text>']
+           '<text x="10" y="16" font-size="12">Demo round trips per second, ratio to the C pair at the same '
+           'batch (bar: median; whisker: range of the rounds)</text>']
     for i, (label, ratio, lo, hi_) in enumerate(bars):
         y = top + i * (bar_h + gap)
         colour = "#4878a8" if label.startswith("icount") else "#a0a0a0"
