@@ -13,6 +13,10 @@
 #include <xen/page.h>
 #include <xen/xenbus.h>
 #include <asm/xen/hypercall.h>
+#ifdef CONFIG_X86
+#include <asm/xen/hypervisor.h>
+#include <asm/cpuid/api.h>
+#endif
 #if IS_ENABLED(CONFIG_RUST_XEN_KUNIT_TEST)
 #include <kunit/test.h>
 #include <kunit/test-bug.h>
@@ -96,6 +100,55 @@ __rust_helper void rust_helper_gnttab_set_unmap_op(struct gnttab_unmap_grant_ref
 {
 	gnttab_set_unmap_op(unmap, addr, flags, handle);
 }
+
+/* The hypercalls, pages and CPUID leaves the Rust grant table core uses. */
+__rust_helper int rust_helper_HYPERVISOR_grant_table_op(unsigned int cmd, void *uop,
+							unsigned int count)
+{
+	return HYPERVISOR_grant_table_op(cmd, uop, count);
+}
+
+__rust_helper int rust_helper_HYPERVISOR_memory_op(unsigned int cmd, void *arg)
+{
+	return HYPERVISOR_memory_op(cmd, arg);
+}
+
+__rust_helper void rust_helper_get_page(struct page *page)
+{
+	get_page(page);
+}
+
+__rust_helper void rust_helper_put_page(struct page *page)
+{
+	put_page(page);
+}
+
+__rust_helper struct page *rust_helper_pfn_to_page(unsigned long pfn)
+{
+	return pfn_to_page(pfn);
+}
+
+__rust_helper unsigned long rust_helper_gfn_to_pfn(unsigned long gfn)
+{
+	return gfn_to_pfn(gfn);
+}
+
+#ifdef CONFIG_X86
+__rust_helper u32 rust_helper_xen_cpuid_base(void)
+{
+	return xen_cpuid_base();
+}
+
+__rust_helper u32 rust_helper_cpuid_eax(u32 op)
+{
+	return cpuid_eax(op);
+}
+
+__rust_helper u32 rust_helper_cpuid_ebx(u32 op)
+{
+	return cpuid_ebx(op);
+}
+#endif
 
 __rust_helper bool rust_helper_xen_xenstored_ready(void)
 {
