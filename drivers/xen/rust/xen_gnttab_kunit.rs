@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit tests of the grant table core through its C API (`include/xen/grant_table.h`).
+//!
+//! They use only the exported functions, so they test whichever core the kernel is built with:
+//! grant-table.c, or the Rust core of `XEN_GRANT_TABLE_RUST`. A module, so that the harness runs
+//! the same suite on both.
+
+use core::{
+    ptr,
+    sync::atomic::{
+        AtomicU32,
+        Ordering, //
+    },
+};
+use kernel::{
+    bindings,
+    ffi::c_void,
+    prelude::*, //
+};
+
+module! {
+    type: GnttabKunit,
+    name: "xen_gnttab_kunit",
+    authors: ["Rust for Xen contributors"],
+    description: "KUnit tests of the Xen grant table core through its C API",
+    license: "GPL",
+}
+
+struct GnttabKunit;
+
+impl kernel::Module for GnttabKunit {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        Ok(GnttabKunit)
+    }
+}
+
+/// The end of a private list (`GNTTAB_LIST_END`).
+const LIST_END: u32 = 0xffff_ffff;
+
+/// Reserves `count` references as a private list; its head, or `None` when they are not there.
+fn reserve(count: u16) -> Option<u32> {
+    let mut head = LIST_END;
+    // SAFETY: `head` is a valid place for the list's head.
+    (unsafe { bindings::gnttab_alloc_grant_references(count, &mut head) } == 0).then_some(head)
+}
+
+fn release_list(head: u32) {
+    // SAFETY: `head` starts a private list this test reserved.
+    unsafe { bindings::gnttab_free_grant_references(head) };
+}
+
+/// The number of free references, found by reserving as many as possible (the first call grows
+/// the table to its maximum, so later calls compare like with like).
+fn free_refs() -> u32 {
+    let (mut lo, mut hi) = (0u32, u32::from(u16::MAX));
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        match reserve(mid as u16) {
+            Some(h) => {
+                release_list(h);
+                lo = mid;
+            }
+            None => hi = mid - 1,
+        }
+    }
+    lo
+}
+
+fn alloc_seq(count: u32) -> Option<u32> {
+    let mut first = LIST_END;
+    // SAFETY: `first` is a valid place for the first reference.
+    (unsafe { bindings::gnttab_alloc_grant_reference_seq(count, &mut first) } == 0)
+        .then_some(first)
+}
+
+fn free_seq(first: u32, count: u32) {
+    // SAFETY: The test allocated `count` references from `first`.
+    unsafe { bindings::gnttab_free_grant_reference_seq(first, count) };
+}
+
+fn claim(head: &mut u32) -> i32 {
+    // SAFETY: `head` holds a private list of the test's.
+    unsafe { bindings::gnttab_claim_grant_reference(head) }
+}
+
+fn release(head: &mut u32, gref: u32) {
+    // SAFETY: `head` holds a private list of the test's, and the test owns `gref`.
+    unsafe { bindings::gnttab_release_grant_reference(head, gref) };
+}
+
+fn is_empty(head: &u32) -> bool {
+    // SAFETY: `head` is a valid pointer.
+    (unsafe { bindings::gnttab_empty_grant_references(head) }) != 0
+}
+
+static CALLS: AtomicU32 = AtomicU32::new(0);
+
+/// The free callback of the tests: counts its calls, and 100 more when its argument is 0x5a.
+extern "C" fn count_call(arg: *mut c_void) {
+    CALLS.fetch_add(1, Ordering::SeqCst);
+    // The argument comes back as given.
+    if arg as usize == 0x5a {
+        CALLS.fetch_add(100, Ordering::SeqCst);
+    }
+}
+
+#[kunit_tests(rust_xen_gnttab_core)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserve_and_release_return_to_baseline() -> Result {
+        let before = free_refs();
+        assert!(before > 16);
+        let h = reserve(16).ok_or(ENOSPC)?;
+        assert_eq!(free_refs(), before - 16);
+        release_list(h);
+        assert_eq!(free_refs(), before);
+        Ok(())
+    }
+
+    #[test]
+    fn private_list_claim_and_release() -> Result {
+        let before = free_refs();
+        let mut head = reserve(4).ok_or(ENOSPC)?;
+        let mut got = [0i32; 4];
+        for g in got.iter_mut() {
+            *g = claim(&mut head);
+            assert!(*g >= bindings::GNTTAB_NR_RESERVED_ENTRIES as i32);
+        }
+        // Four different references, then the list is empty.
+        for i in 0..4 {
+            for j in i + 1..4 {
+                assert_ne!(got[i], got[j]);
+            }
+        }
+        assert!(is_empty(&head));
+        assert_eq!(claim(&mut head), -(bindings::ENOSPC as i32));
+        // A released reference is the next one claimed.
+        release(&mut head, got[2] as u32);
+        assert!(!is_empty(&head));
+        assert_eq!(claim(&mut head), got[2]);
+        for g in got {
+            release(&mut head, g as u32);
+        }
+        release_list(head);
+        assert_eq!(free_refs(), before);
+        Ok(())
+    }
+
+    #[test]
+    fn sequential_allocations_are_consecutive_and_disjoint() -> Result {
+        let before = free_refs();
+        let a = alloc_seq(16).ok_or(ENOSPC)?;
+        let b = alloc_seq(16).ok_or(ENOSPC)?;
+        // Two runs of 16 that do not overlap, and all 32 are gone from the free list.
+        assert!(a + 16 <= b || b + 16 <= a);
+        assert_eq!(free_refs(), before - 32);
+        // A single reference is never inside either run.
+        let one = alloc_seq(1).ok_or(ENOSPC)?;
+        assert!(!(a..a + 16).contains(&one) && !(b..b + 16).contains(&one));
+        free_seq(one, 1);
+        free_seq(a, 16);
+        free_seq(b, 16);
+        assert_eq!(free_refs(), before);
+        // Freed runs can be handed out again as runs.
+        let c = alloc_seq(32).ok_or(ENOSPC)?;
+        free_seq(c, 32);
+        assert_eq!(free_refs(), before);
+        Ok(())
+    }
+
+    #[test]
+    fn free_callback_runs_once_references_are_free() -> Result {
+        let before = free_refs();
+        let all = reserve(before as u16).ok_or(ENOSPC)?;
+        let mut cb = bindings::gnttab_free_callback::default();
+        CALLS.store(0, Ordering::SeqCst);
+        // SAFETY: `cb` lives until the end of the test, after it ran or was cancelled.
+        unsafe {
+            bindings::gnttab_request_free_callback(&mut cb, Some(count_call), 0x5a as *mut c_void, 2)
+        };
+        assert_eq!(CALLS.load(Ordering::SeqCst), 0);
+        // One free reference is not enough; two are.
+        let mut head = all;
+        let r1 = claim(&mut head);
+        let r2 = claim(&mut head);
+        assert!(r1 > 0 && r2 > 0);
+        // SAFETY: The test owns `r1`.
+        unsafe { bindings::gnttab_free_grant_reference(r1 as u32) };
+        assert_eq!(CALLS.load(Ordering::SeqCst), 0);
+        // SAFETY: The test owns `r2`.
+        unsafe { bindings::gnttab_free_grant_reference(r2 as u32) };
+        assert_eq!(CALLS.load(Ordering::SeqCst), 101);
+        // A cancelled callback does not run.
+        let r1 = alloc_seq(1).ok_or(ENOSPC)?;
+        let r2 = alloc_seq(1).ok_or(ENOSPC)?;
+        // SAFETY: As above.
+        unsafe {
+            bindings::gnttab_request_free_callback(&mut cb, Some(count_call), ptr::null_mut(), 2);
+            bindings::gnttab_cancel_free_callback(&mut cb);
+        }
+        free_seq(r1, 1);
+        free_seq(r2, 1);
+        assert_eq!(CALLS.load(Ordering::SeqCst), 101);
+        release_list(head);
+        assert_eq!(free_refs(), before);
+        Ok(())
+    }
+
+    #[test]
+    fn grant_and_end_access() {
+        let before = free_refs();
+        // SAFETY: Granting domain 0 read access to frame 0 and ending it at once: nothing maps it.
+        let r = unsafe { bindings::gnttab_grant_foreign_access(0, 0, 1) };
+        assert!(r >= bindings::GNTTAB_NR_RESERVED_ENTRIES as i32);
+        // SAFETY: `r` is ours; nobody mapped it, so access ends and the reference is freed.
+        assert_eq!(unsafe { bindings::gnttab_try_end_foreign_access(r as u32) }, 1);
+        assert_eq!(free_refs(), before);
+        // The max frame count is what the table grew to at most.
+        // SAFETY: Always safe.
+        assert!(unsafe { bindings::gnttab_max_grant_frames() } >= 1);
+    }
+}
