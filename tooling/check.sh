@@ -30,14 +30,17 @@ add_counts() {
 	res fail "$2: no result line (see $1)"
 }
 
-xr_step "check 1/7: setup"
+xr_step "check 1/9: setup"
 bash "$XR_TOP/tooling/setup.sh" || { res fail "setup"; finish; }
 
-xr_step "check 2/7: build"
+xr_step "check 2/9: build"
 if bash "$XR_TOP/tooling/build.sh"; then res pass "kernel build (bzImage, vmlinux, modules)"; else
 	res fail "kernel build (log: $XR_LOGS/build.log)"; finish; fi
 
-xr_step "check 3/7: lint"
+xr_step "check 3/9: the reference kernel: the same with the Xen core pieces in C"
+while read -r st msg; do res "$st" "$msg"; done < <(bash "$XR_TOP/tooling/build-reference.sh")
+
+xr_step "check 4/9: lint"
 if [ -s "$XR_LOGS/lint-status" ]; then
 	while read -r st msg; do res "$st" "$msg"; done <"$XR_LOGS/lint-status"
 else
@@ -51,7 +54,7 @@ else
 	res fail "rustfmt: unformatted Rust code (see $XR_LOGS/rustfmt.txt)"; head -20 "$XR_LOGS/rustfmt.txt"
 fi
 
-xr_step "check 4/7: patch series"
+xr_step "check 5/9: patch series"
 if python3 "$XR_TOP/tooling/tree.py" export "$XR_TOP/out/series" >"$XR_LOGS/series.log" 2>&1; then
 	res pass "series: every overlay file and patch is in the exported series ($(ls "$XR_TOP"/out/series/*.patch | wc -l) patches)"
 	if python3 "$XR_TOP/tooling/tree.py" verify "$XR_TOP/out/series" >>"$XR_LOGS/series.log" 2>&1; then
@@ -63,21 +66,37 @@ else
 	res fail "series: export failed (see $XR_LOGS/series.log)"; tail -5 "$XR_LOGS/series.log"
 fi
 
-xr_step "check 5/7: build gates (Rust without Xen; a domU-only kernel)"
+xr_step "check 6/9: build gates (Rust without Xen; a domU-only kernel)"
 while read -r st msg; do res "$st" "$msg"; done < <(bash "$XR_TOP/tooling/gates.sh")
 
-xr_step "check 6/7: harness self-tests (failures must be caught)"
+xr_step "check 7/9: harness self-tests (failures must be caught)"
 python3 "$XR_TOP/tools/testing/xen/xen-test.py" self-test 2>&1 | tee "$XR_LOGS/self-test.log" | sed '$d'
 add_counts "$XR_LOGS/self-test.log" "harness self-tests"
 
 # `make check-full` (XR_FULL=1): the kselftests' repeated cycles in full; see README.md.
 full=()
 [ "${XR_FULL:-0}" = 1 ] && full=(--full)
-xr_step "check 7/7: Xen 4.17 + dom0 + domU under QEMU TCG${full:+ (full cycles)}"
+xr_step "check 8/9: Xen 4.17 + dom0 + domU under QEMU TCG, on the Rust cores${full:+ (full cycles)}"
 python3 "$XR_TOP/tools/testing/xen/xen-test.py" run "${full[@]}" --obj "$XR_OBJ" --xen "$XR_XEN/xen" \
 	--xen-root "$XR_XEN/root" --logs "$XR_LOGS" --expect-suite rust_xen_domain \
 	--expect-suite rust_xen_ring --expect-suite rust_xen_events --expect-suite rust_xen_grant_table \
-	--expect-suite rust_xen_xenstore --expect-kselftest xen_demo --expect-kselftest xen_pv 2>&1 |
+	--expect-suite rust_xen_xenstore \
+	--expect-suite rust_xen_gnttab_core --expect-suite rust_xen_gnttab_misuse --expect-kselftest xen_demo --expect-kselftest xen_pv 2>&1 |
 	tee "$XR_LOGS/xen-test.log" | sed '$d'
 add_counts "$XR_LOGS/xen-test.log" "Xen run"
+
+# The same run on the reference kernel (the Xen core pieces in C, as upstream): every test must pass
+# on it too, so that a failure above is the Rust cores' and not the test's. Its results are marked.
+xr_step "check 9/9: the same on the reference kernel (Xen core pieces in C)${full:+ (full cycles)}"
+if [ -f "$XR_CACHE/obj-c/vmlinux" ]; then
+	python3 "$XR_TOP/tools/testing/xen/xen-test.py" run "${full[@]}" --obj "$XR_CACHE/obj-c" --xen "$XR_XEN/xen" \
+		--xen-root "$XR_XEN/root" --logs "$XR_LOGS/reference" --expect-suite rust_xen_domain \
+		--expect-suite rust_xen_ring --expect-suite rust_xen_events --expect-suite rust_xen_grant_table \
+		--expect-suite rust_xen_xenstore --expect-suite rust_xen_gnttab_core \
+		--expect-kselftest xen_demo --expect-kselftest xen_pv 2>&1 |
+		sed -u -E 's/^( *)(PASS|FAIL|SKIP) /\1\2 [C core] /' | tee "$XR_LOGS/xen-test-reference.log" | sed '$d'
+	add_counts "$XR_LOGS/xen-test-reference.log" "Xen run on the reference kernel"
+else
+	res fail "Xen run on the reference kernel: it was not built"
+fi
 finish

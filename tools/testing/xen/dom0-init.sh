@@ -136,6 +136,7 @@ echo "XR-DOMU-RELAYED done=$relayed_all"
 stage dom0-tests
 if [ "$XR_MODE" = test ]; then
 	kunit_module xen_xenstore_kunit rust_xen_xenstore
+	gnttab_kunit
 	. /usr/share/xr/dom0-tests.sh
 	run_tests dom0 dom0_tests
 fi

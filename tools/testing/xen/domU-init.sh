@@ -14,6 +14,7 @@ mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 stage domU-init
 if [ "$XR_MODE" = test ]; then
 	kunit_module xen_xenstore_kunit rust_xen_xenstore
+	gnttab_kunit
 	. /usr/share/xr/domU-tests.sh
 	run_tests domU domU_tests
 fi

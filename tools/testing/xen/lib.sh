@@ -68,6 +68,17 @@ kunit_module() {
 	echo "XR-KUNIT-END $2"
 }
 
+# gnttab_kunit: the grant table core's KUnit modules. The API suite tests whichever core is built;
+# with the Rust core (XEN_GRANT_TABLE_RUST) the misuse suite follows, each of whose refused misuses
+# prints a WARNING on purpose: inside an XR-SPLAT block, where the host expects them.
+gnttab_kunit() {
+	kunit_module xen_gnttab_kunit rust_xen_gnttab_core
+	[ -e /lib/modules/xr/xen_gnttab_misuse_kunit.ko ] || return 0
+	echo "XR-SPLAT-BEGIN gnttab-misuse:WARNING" >/dev/kmsg
+	kunit_module xen_gnttab_misuse_kunit rust_xen_gnttab_misuse
+	echo "XR-SPLAT-END gnttab-misuse" >/dev/kmsg
+}
+
 # ksft_wanted NAME: the host asked for kselftest NAME (XR_KSFT in /etc/xr/params).
 ksft_wanted() { case " $XR_KSFT " in *" $1 "*) return 0 ;; esac; return 1; }
 

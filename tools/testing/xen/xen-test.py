@@ -330,13 +330,51 @@ def splats(lines, domain):
     return problems, expected, said
 
 
-def evaluate(lines, expect_suites=(), expect_ksft=(), mode="test", domains=DOMAINS):
+# The Xen core pieces that can be built from C or from Rust (drivers/xen/rust/): the Kconfig symbol
+# that selects Rust, and the boot line that says which one a domain runs.
+CORES = (
+    ("grant table", "CONFIG_XEN_GRANT_TABLE_RUST",
+     re.compile(r"xen:grant_table: Grant table initialized(?P<rust> \(Rust\))?$")),
+)
+
+
+def built_cores(obj):
+    """{core name: "Rust" or "C"}, as the kernel in obj was configured; {} without a .config."""
+    try:
+        with open(f"{obj}/.config") as f:
+            cfg = f.read().splitlines()
+    except OSError:
+        return {}
+    return {name: ("Rust" if f"{sym}=y" in cfg else "C") for name, sym, _ in CORES}
+
+
+def core_results(stream, domain, cores):
+    """A result per core: the domain's boot log says it runs the core the kernel was built with."""
+    out = []
+    for name, _sym, pattern in CORES:
+        want = cores.get(name)
+        if not want:
+            continue
+        got = None
+        for line in stream:
+            m = pattern.search(line)
+            if m:
+                got = "Rust" if m.group("rust") else "C"
+                break
+        out.append(Result(domain, "cores", f"the {name} core is the {want} one", "pass" if got == want else "fail",
+                          "" if got == want else f"the boot log says {got or 'nothing'}"))
+    return out
+
+
+def evaluate(lines, expect_suites=(), expect_ksft=(), mode="test", domains=DOMAINS, cores=None):
     """All results and problems found in a console log. Outside test mode (demo, bench) the domains
-    run no KUnit and no init-script tests, only the demo kselftest in that mode."""
+    run no KUnit and no init-script tests, only the demo kselftest in that mode. cores: what
+    built_cores() says of the kernel; each domain must run those."""
     results, problems = [], []
     streams = split_console(lines)
     for d in domains:
         s = streams[d]
+        results += core_results(s, d, cores or {})
         p, expected, said = splats(s, d)
         problems += p
         for block, seen in expected.items():
@@ -423,7 +461,14 @@ def make_cpio(root, out, level=1):
 def build_initramfs(args, work):
     obj, xroot = args.obj, args.xen_root
     busybox = shutil.which("busybox") or "/bin/busybox"
-    modules = sorted(sh(f"find '{obj}' -name '*.ko'").split())
+    # The modules this build made (modules.order), not every .ko lying in obj: a module of another
+    # configuration (the misuse tests of the Rust grant table core, left in a copy of the test
+    # kernel's build) must not reach a kernel it was not built for.
+    try:
+        with open(f"{obj}/modules.order") as f:
+            modules = sorted(f"{obj}/{m[:-2]}.ko" for m in f.read().split() if m.endswith(".o"))
+    except OSError:
+        modules = sorted(sh(f"find '{obj}' -name '*.ko'").split())
     # The domU's whole life, from boot to its last kselftest.
     names = [st[0] for st in STAGES]
     domu_timeout = sum(st[2] for st in STAGES[names.index("domU boot"):names.index("dom0 tests")])
@@ -659,7 +704,9 @@ def vcpus(args):
 
 DOM0_MEM_MB = 768
 DOMU_MEM_MB = 256
-DEBUG_CMDLINE = "slab_debug=FZP,kmalloc-*,lkdtm-heap-*"
+# A log buffer that holds a whole run: the init scripts check boot lines with dmesg at the end, and
+# the provoked reports (lkdtm's, the grant table misuse suite's) print long backtraces.
+DEBUG_CMDLINE = "slab_debug=FZP,kmalloc-*,lkdtm-heap-* log_buf_len=4M"
 DOM0_CMDLINE = f"console=hvc0 earlyprintk=xen {DEBUG_CMDLINE}"
 DOMU_CMDLINE = f"xen.fifo_events=0 {DEBUG_CMDLINE}"
 
@@ -728,7 +775,7 @@ def cmd_run(args, summary=sys.stdout, counts=None, lines=None):
     if getattr(args, "demo", False):
         exchange_table(out.lines)
     results, problems = evaluate(out.lines, args.expect_suite, args.expect_kselftest, args.mode,
-                                 ("dom0",) + frontend_domains(args))
+                                 ("dom0",) + frontend_domains(args), built_cores(args.obj))
     if args.mode == "soak":
         soak_record(out.lines, f"{args.logs}/soak.txt")
     if lines is not None:
@@ -933,6 +980,19 @@ def cmd_self_test(args):
         checks.append((name, ok, f"rc={r.returncode}, wanted text {want_text!r}:\n{r.stdout[-600:]}"))
 
     replay("a good console passes", _console(good, good), False, "7 passed, 0 failed")
+    # Which core a domain runs: its boot line against what the kernel was built with.
+    rust_boot = ["xen:grant_table: Grant table initialized (Rust)"]
+    for name, lines, cores, want in (
+            ("a Rust-core kernel whose domains say Rust passes", rust_boot + ["[domU] " + rust_boot[0]],
+             {"grant table": "Rust"}, ["pass", "pass"]),
+            ("a Rust-core kernel whose domU says C fails", rust_boot + ["[domU] xen:grant_table: Grant table initialized"],
+             {"grant table": "Rust"}, ["pass", "fail"]),
+            ("a C-core kernel whose dom0 says Rust fails", rust_boot + ["[domU] xen:grant_table: Grant table initialized"],
+             {"grant table": "C"}, ["fail", "pass"]),
+            ("a domain that never says which core fails", rust_boot, {"grant table": "Rust"}, ["pass", "fail"])):
+        streams = split_console(lines)
+        got = [r.status for d in DOMAINS for r in core_results(streams[d], d, cores)]
+        checks.append((name, got == want, f"got {got}, wanted {want}"))
     replay("a KTAP 'not ok' case fails the run", _console(good, _kunit([("x", True), ("y", False)])),
            True, "FAIL domU: KUnit rust_demo: y")
     replay("a truncated KTAP stream fails the run", _console(_kunit([("x", True), ("y", True)], truncate_at=6), good),
