@@ -509,7 +509,9 @@ impl State {
     /// Whether `gref` is on the free list.
     fn is_free(&self, gref: u32) -> bool {
         match &self.free_bits {
-            Some(b) if (gref as usize) < b.len() => b.next_bit(gref as usize) == Some(gref as usize),
+            Some(b) if (gref as usize) < b.len() => {
+                b.next_bit(gref as usize) == Some(gref as usize)
+            }
             _ => false,
         }
     }
@@ -641,18 +643,20 @@ impl State {
 
     fn next_free_bit(&self, start: u32) -> u32 {
         match &self.free_bits {
-            Some(b) if (start as usize) < b.len() && start < self.size => {
-                b.next_bit(start as usize).map_or(self.size, |i| i as u32).min(self.size)
-            }
+            Some(b) if (start as usize) < b.len() && start < self.size => b
+                .next_bit(start as usize)
+                .map_or(self.size, |i| i as u32)
+                .min(self.size),
             _ => self.size,
         }
     }
 
     fn next_zero_bit(&self, start: u32) -> u32 {
         match &self.free_bits {
-            Some(b) if (start as usize) < b.len() && start < self.size => {
-                b.next_zero_bit(start as usize).map_or(self.size, |i| i as u32).min(self.size)
-            }
+            Some(b) if (start as usize) < b.len() && start < self.size => b
+                .next_zero_bit(start as usize)
+                .map_or(self.size, |i| i as u32)
+                .min(self.size),
             _ => self.size,
         }
     }
@@ -724,7 +728,11 @@ impl State {
             return;
         }
         if gref >= self.size {
-            pr_err!("freeing g.e. {:#x}: not in the table of {}\n", gref, self.size);
+            pr_err!(
+                "freeing g.e. {:#x}: not in the table of {}\n",
+                gref,
+                self.size
+            );
             warn_on!(true);
             return;
         }
@@ -908,7 +916,11 @@ fn map_status(nr_gframes: u32) -> Result {
         return Err(ENOSYS);
     }
     if rc != 0 || get.status != 0 {
-        pr_err!("GNTTABOP_get_status_frames failed: {} status {}\n", rc, get.status);
+        pr_err!(
+            "GNTTABOP_get_status_frames failed: {} status {}\n",
+            rc,
+            get.status
+        );
         return Err(EIO);
     }
     let mut addr = GRSTATUS.load(Ordering::Acquire);
@@ -939,7 +951,11 @@ fn map_frames(start: u32, end: u32) -> Result {
         // the table is set up or after it is torn down.
         let frames = unsafe { &*ptr::addr_of!(bindings::xen_auto_xlat_grant_frames) };
         if frames.count < nr || frames.pfn.is_null() {
-            pr_err!("only {} auto-translated grant frames for {}\n", frames.count, nr);
+            pr_err!(
+                "only {} auto-translated grant frames for {}\n",
+                frames.count,
+                nr
+            );
             return Err(ENOSPC);
         }
         // Backwards, so that the first hypercall has the largest index and the table grows
@@ -987,7 +1003,11 @@ fn map_frames(start: u32, end: u32) -> Result {
     }
     if rc != 0 || setup.status != 0 {
         // grant-table.c BUG()s here; the table just does not grow.
-        pr_err!("GNTTABOP_setup_table failed: {} status {}\n", rc, setup.status);
+        pr_err!(
+            "GNTTABOP_setup_table failed: {} status {}\n",
+            rc,
+            setup.status
+        );
         warn_on!(true);
         return Err(EIO);
     }
@@ -997,6 +1017,7 @@ fn map_frames(start: u32, end: u32) -> Result {
     map_shared(&mut frames)
 }
 
+#[cfg(CONFIG_HIBERNATE_CALLBACKS)]
 fn unmap_frames(nr_frames: u32) {
     let shared = SHARED.load(Ordering::Acquire);
     // SAFETY: `shared` is the arch back end's mapping of the table, `nr_frames` big.
@@ -1004,7 +1025,9 @@ fn unmap_frames(nr_frames: u32) {
     if version() == Version::V2 {
         let status = GRSTATUS.load(Ordering::Acquire);
         // SAFETY: As above, for the status frames.
-        unsafe { bindings::arch_gnttab_unmap(status.cast(), (nr_status_frames(nr_frames)) as c_ulong) };
+        unsafe {
+            bindings::arch_gnttab_unmap(status.cast(), (nr_status_frames(nr_frames)) as c_ulong)
+        };
     }
 }
 
@@ -1217,10 +1240,12 @@ fn add_deferred(gref: u32, mut page: *mut bindings::page) {
             e.page = page;
             let mut st = GNTTAB.lock();
             st.deferred.push_back(e);
+            // Counted with the lock held, so that the timer never sees the entry uncounted (and
+            // warns that the list is empty while the count is not).
+            let deferred = DEFERRED_COUNT.fetch_add(1, Ordering::Relaxed) + 1;
             // SAFETY: Arms the glue's timer; allowed in any context.
             unsafe { xen_gnttab_arm_deferred_timer() };
             drop(st);
-            let deferred = DEFERRED_COUNT.fetch_add(1, Ordering::Relaxed) + 1;
             pr_debug!(
                 "deferring g.e. {:#x} (total deferred {}, total leaked {})\n",
                 gref,
@@ -1356,6 +1381,16 @@ pub unsafe extern "C" fn gnttab_end_foreign_access(
     gref: bindings::grant_ref_t,
     page: *mut bindings::page,
 ) {
+    if !in_table(gref) {
+        // Nothing to end, and nothing to retry: deferring it would warn every second. The page
+        // may be granted under the reference the caller meant, so it is leaked, not freed.
+        pr_err!(
+            "ending g.e. {:#x}: not in the table; its page is leaked\n",
+            gref
+        );
+        warn_on!(true);
+        return;
+    }
     // SAFETY: The caller's guarantees are this function's.
     if unsafe { gnttab_try_end_foreign_access(gref) } != 0 {
         if !page.is_null() {
@@ -1413,7 +1448,10 @@ pub unsafe extern "C" fn gnttab_free_grant_references(head: bindings::grant_ref_
 ///
 /// The references must be allocated by the caller.
 #[export]
-pub unsafe extern "C" fn gnttab_free_grant_reference_seq(head: bindings::grant_ref_t, count: c_uint) {
+pub unsafe extern "C" fn gnttab_free_grant_reference_seq(
+    head: bindings::grant_ref_t,
+    count: c_uint,
+) {
     if !READY.load(Ordering::Acquire) {
         return;
     }
@@ -1425,7 +1463,11 @@ pub unsafe extern "C" fn gnttab_free_grant_reference_seq(head: bindings::grant_r
             }
         }
         _ => {
-            pr_err!("freeing {} grant references from {:#x}: not in the table\n", count, head);
+            pr_err!(
+                "freeing {} grant references from {:#x}: not in the table\n",
+                count,
+                head
+            );
             warn_on!(true);
         }
     }
@@ -1492,7 +1534,9 @@ pub unsafe extern "C" fn gnttab_alloc_grant_reference_seq(
 ///
 /// `head` must be valid for reads.
 #[export]
-pub unsafe extern "C" fn gnttab_empty_grant_references(head: *const bindings::grant_ref_t) -> c_int {
+pub unsafe extern "C" fn gnttab_empty_grant_references(
+    head: *const bindings::grant_ref_t,
+) -> c_int {
     // SAFETY: The caller passes a valid pointer.
     c_int::from(unsafe { *head } == LIST_END)
 }
@@ -1581,7 +1625,9 @@ pub unsafe extern "C" fn gnttab_request_free_callback(
 ///
 /// `callback` must be a callback passed to `gnttab_request_free_callback`, or not on the list.
 #[export]
-pub unsafe extern "C" fn gnttab_cancel_free_callback(callback: *mut bindings::gnttab_free_callback) {
+pub unsafe extern "C" fn gnttab_cancel_free_callback(
+    callback: *mut bindings::gnttab_free_callback,
+) {
     if !LOCK_READY.load(Ordering::Acquire) {
         return;
     }
@@ -1637,7 +1683,10 @@ pub unsafe extern "C" fn gnttab_setup_auto_xlat_frames(addr: bindings::phys_addr
         )
     };
     if vaddr.is_null() {
-        pr_warn!("Failed to ioremap gnttab share frames (addr={:#x})!\n", addr);
+        pr_warn!(
+            "Failed to ioremap gnttab share frames (addr={:#x})!\n",
+            addr
+        );
         return -(bindings::ENOMEM as c_int);
     }
     let mut pfn = match KVec::<bindings::xen_pfn_t>::with_capacity(max as usize, GFP_KERNEL) {
@@ -1651,7 +1700,10 @@ pub unsafe extern "C" fn gnttab_setup_auto_xlat_frames(addr: bindings::phys_addr
     let first = (addr >> bindings::XEN_PAGE_SHIFT) as bindings::xen_pfn_t;
     for i in 0..max {
         // Cannot fail: the capacity is there.
-        if pfn.push(first.wrapping_add(i as bindings::xen_pfn_t), GFP_KERNEL).is_err() {
+        if pfn
+            .push(first.wrapping_add(i as bindings::xen_pfn_t), GFP_KERNEL)
+            .is_err()
+        {
             break;
         }
     }
@@ -1702,6 +1754,7 @@ pub unsafe extern "C" fn gnttab_init() -> c_int {
 /// # Safety
 ///
 /// Called by `xen_suspend()` only, under `stop_machine`.
+#[cfg(CONFIG_HIBERNATE_CALLBACKS)]
 #[export]
 pub unsafe extern "C" fn gnttab_suspend() -> c_int {
     // SAFETY: Reads a flag set up at boot.
@@ -1721,6 +1774,7 @@ pub unsafe extern "C" fn gnttab_suspend() -> c_int {
 /// # Safety
 ///
 /// Called by `xen_suspend()` only, under `stop_machine`.
+#[cfg(CONFIG_HIBERNATE_CALLBACKS)]
 #[export]
 pub unsafe extern "C" fn gnttab_resume() -> c_int {
     request_version();
