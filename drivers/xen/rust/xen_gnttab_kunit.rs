@@ -35,44 +35,14 @@ impl kernel::Module for GnttabKunit {
     }
 }
 
-/// The end of a private list (`GNTTAB_LIST_END`).
-const LIST_END: u32 = 0xffff_ffff;
-
-/// Reserves `count` references as a private list; its head, or `None` when they are not there.
-fn reserve(count: u16) -> Option<u32> {
-    let mut head = LIST_END;
-    // SAFETY: `head` is a valid place for the list's head.
-    (unsafe { bindings::gnttab_alloc_grant_references(count, &mut head) } == 0).then_some(head)
-}
-
-fn release_list(head: u32) {
-    // SAFETY: `head` starts a private list this test reserved.
-    unsafe { bindings::gnttab_free_grant_references(head) };
-}
-
-/// The number of free references, found by reserving as many as possible (the first call grows
-/// the table to its maximum, so later calls compare like with like).
-fn free_refs() -> u32 {
-    let (mut lo, mut hi) = (0u32, u32::from(u16::MAX));
-    while lo < hi {
-        let mid = (lo + hi).div_ceil(2);
-        match reserve(mid as u16) {
-            Some(h) => {
-                release_list(h);
-                lo = mid;
-            }
-            None => hi = mid - 1,
-        }
-    }
-    lo
-}
-
-fn alloc_seq(count: u32) -> Option<u32> {
-    let mut first = LIST_END;
-    // SAFETY: `first` is a valid place for the first reference.
-    (unsafe { bindings::gnttab_alloc_grant_reference_seq(count, &mut first) } == 0)
-        .then_some(first)
-}
+#[path = "xen_gnttab_kunit_util.rs"]
+mod util;
+use util::{
+    alloc_seq,
+    free_refs,
+    release_list,
+    reserve, //
+};
 
 fn free_seq(first: u32, count: u32) {
     // SAFETY: The test allocated `count` references from `first`.
@@ -179,7 +149,12 @@ mod tests {
         CALLS.store(0, Ordering::SeqCst);
         // SAFETY: `cb` lives until the end of the test, after it ran or was cancelled.
         unsafe {
-            bindings::gnttab_request_free_callback(&mut cb, Some(count_call), 0x5a as *mut c_void, 2)
+            bindings::gnttab_request_free_callback(
+                &mut cb,
+                Some(count_call),
+                0x5a as *mut c_void,
+                2,
+            )
         };
         assert_eq!(CALLS.load(Ordering::SeqCst), 0);
         // One free reference is not enough; two are.
@@ -216,7 +191,8 @@ mod tests {
         let r = unsafe { bindings::gnttab_grant_foreign_access(0, 0, 1) };
         assert!(r >= bindings::GNTTAB_NR_RESERVED_ENTRIES as i32);
         // SAFETY: `r` is ours; nobody mapped it, so access ends and the reference is freed.
-        assert_eq!(unsafe { bindings::gnttab_try_end_foreign_access(r as u32) }, 1);
+        let ended = unsafe { bindings::gnttab_try_end_foreign_access(r as u32) };
+        assert_eq!(ended, 1);
         assert_eq!(free_refs(), before);
         // The max frame count is what the table grew to at most.
         // SAFETY: Always safe.

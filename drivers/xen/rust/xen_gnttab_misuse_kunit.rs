@@ -31,20 +31,18 @@ impl kernel::Module for GnttabMisuseKunit {
     }
 }
 
-const LIST_END: u32 = 0xffff_ffff;
+#[path = "xen_gnttab_kunit_util.rs"]
+mod util;
+use util::{
+    alloc_seq,
+    free_refs,
+    release_list,
+    reserve,
+    LIST_END, //
+};
+
 /// Far outside any grant table (Xen allows at most a few hundred thousand entries).
 const FAR: u32 = 0x7fff_fff0;
-
-fn reserve(count: u16) -> Option<u32> {
-    let mut head = LIST_END;
-    // SAFETY: `head` is a valid place for the list's head.
-    (unsafe { bindings::gnttab_alloc_grant_references(count, &mut head) } == 0).then_some(head)
-}
-
-fn release_list(head: u32) {
-    // SAFETY: The tests pass lists they reserved, or garbage the core must refuse.
-    unsafe { bindings::gnttab_free_grant_references(head) };
-}
 
 fn free_one(gref: u32) {
     // SAFETY: The tests pass references they own, or ones the core must refuse.
@@ -52,28 +50,7 @@ fn free_one(gref: u32) {
 }
 
 fn alloc_one() -> Result<u32> {
-    let mut r = LIST_END;
-    // SAFETY: `r` is a valid place for the reference.
-    if unsafe { bindings::gnttab_alloc_grant_reference_seq(1, &mut r) } != 0 {
-        return Err(ENOSPC);
-    }
-    Ok(r)
-}
-
-/// The number of free references (see xen_gnttab_kunit.rs).
-fn free_refs() -> u32 {
-    let (mut lo, mut hi) = (0u32, u32::from(u16::MAX));
-    while lo < hi {
-        let mid = (lo + hi).div_ceil(2);
-        match reserve(mid as u16) {
-            Some(h) => {
-                release_list(h);
-                lo = mid;
-            }
-            None => hi = mid - 1,
-        }
-    }
-    lo
+    alloc_seq(1).ok_or(ENOSPC)
 }
 
 /// Every free reference, reserved at once and claimed one by one, is different: the free list
@@ -194,6 +171,9 @@ mod tests {
         assert_eq!(unsafe { bindings::gnttab_end_foreign_access_ref(FAR) }, 0);
         // SAFETY: Likewise.
         assert_eq!(unsafe { bindings::gnttab_try_end_foreign_access(FAR) }, 0);
+        // Refused, not deferred: a deferred entry for it would be retried (and warn) every second.
+        // SAFETY: Likewise; no page is given up.
+        unsafe { bindings::gnttab_end_foreign_access(FAR, core::ptr::null_mut()) };
         assert_eq!(free_refs(), before);
         assert!(free_list_is_sound()?);
         Ok(())
