@@ -7,6 +7,7 @@ dom0_tests() {
 	t "xen-backend bus is registered" test -d /sys/bus/xen-backend/devices
 	t "dom0 runs on 2 vCPUs" has_line /sys/devices/system/cpu/online '^0-1$'
 	t "dom0 uses the FIFO event channel ABI" dmesg_has "xen:events: Using FIFO-based ABI"
+	t "dom0 uses the v1 grant table layout (the default here)" dmesg_has "xen:grant_table: Grant tables using version 1 layout"
 	t "lockdep is on" test -e /proc/lockdep_stats
 	t "SLUB debugging is on for kmalloc (slab_debug=)" has_line /sys/kernel/slab/kmalloc-64/poison '^1$'
 	t "KFENCE is on" test -d /sys/kernel/debug/kfence

@@ -7,6 +7,7 @@ domU_tests() {
 	t "xen frontend bus is registered" test -d /sys/bus/xen/devices
 	t "domU runs on 2 vCPUs" has_line /sys/devices/system/cpu/online '^0-1$'
 	t "domU uses the 2-level event channel ABI (xen.fifo_events=0)" dmesg_has "xen:events: Using 2-level ABI"
+	t "domU uses the v2 grant table layout (grant_table.version=2)" dmesg_has "xen:grant_table: Grant tables using version 2 layout"
 	t "lockdep is on" test -e /proc/lockdep_stats
 	t "SLUB debugging is on for kmalloc (slab_debug=)" has_line /sys/kernel/slab/kmalloc-64/poison '^1$'
 	t "KFENCE is on" test -d /sys/kernel/debug/kfence
