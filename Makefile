@@ -5,20 +5,22 @@
 #   make check    setup + build + lint + series + Xen harness; ends with `N passed, N failed`
 #   make check-full  the same with the kselftests' repeated cycles in full (about 7 min longer)
 #   make demo     boot Xen, dom0 and domU; the Rust demo pair's exchange, traced on both sides
-#   make bench    round trips per second of the four Rust/C demo pairings, batch 1 and 32: one
-#                 boot under QEMU -icount (deterministic), one on wall time (noisy); two domUs
-#                 side by side; logs/bench.txt, bench.json, bench.svg
+#   make bench    round trips per second of the four Rust/C demo pairings, batch 1 and 32, and
+#                 grant cycles: one boot under QEMU -icount (deterministic), one on wall time
+#                 (noisy); and a domU on the Rust cores side by side with a domU2 on the C cores
+#                 (the reference kernel); logs/bench.txt, bench.json, bench.svg
 #   make soak     the Rust demo pair's connect/disconnect cycles, 1000 of each kind (SOAK_CYCLES=N),
 #                 with grants, event channels, module refcounts and slab memory checked afterwards
 #   make setup    install the toolchain, QEMU, Xen and the Linux source (idempotent)
 #   make build    assemble the tree and build the kernel (incremental)
+#   make reference  the reference kernel: the same with the Xen core pieces in C (obj-c)
 #   make series   export everything as a `git format-patch` series in out/series and check it applies
 #   make clean    remove logs/ and out/;  make distclean  also the build in $(XR_CACHE)
 
 XR_CACHE ?= /var/cache/xen-rust
 export XR_CACHE
 
-.PHONY: all check check-full demo bench soak setup build series clean distclean
+.PHONY: all check check-full demo bench soak setup build reference series clean distclean
 all: build
 
 check:
@@ -37,9 +39,14 @@ demo: build
 	@python3 tools/testing/xen/xen-test.py demo --obj $(XR_CACHE)/obj --xen $(XR_CACHE)/xen/xen \
 		--xen-root $(XR_CACHE)/xen/root --logs logs --expect-kselftest xen_demo
 
-bench: build
+# The reference kernel (the Xen core pieces in C), which the bench's second frontend domain boots.
+reference: build
+	@bash tooling/build-reference.sh
+
+bench: reference
 	@python3 tools/testing/xen/xen-test.py bench --obj $(XR_CACHE)/obj --xen $(XR_CACHE)/xen/xen \
-		--xen-root $(XR_CACHE)/xen/root --logs logs --expect-kselftest xen_demo
+		--xen-root $(XR_CACHE)/xen/root --logs logs --expect-kselftest xen_demo \
+		--domu2-obj $(XR_CACHE)/obj-c
 
 SOAK_CYCLES ?= 1000
 soak: build
@@ -54,4 +61,4 @@ clean:
 	rm -rf logs out
 
 distclean: clean
-	rm -rf $(XR_CACHE)/obj $(XR_CACHE)/linux
+	rm -rf $(XR_CACHE)/obj $(XR_CACHE)/obj-c $(XR_CACHE)/linux

@@ -9,7 +9,8 @@
 # functions, which are then exported), and the two kernels must differ only in their cores. Then
 # check that both export the same symbols, with the same licences and namespaces: the Rust cores
 # must be drop-in replacements.
-# Prints `pass ...`/`fail ...` lines on stdout for check.sh; progress on stderr.
+# Prints `pass ...`/`fail ...` lines on stdout for check.sh, progress on stderr; exits non-zero on a
+# failure (for `make reference` and `make bench`).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 JOBS=${JOBS:-$(nproc)}
@@ -35,14 +36,14 @@ if [ ! -f "$OBJC/.config" ] && [ -f "$XR_OBJ/vmlinux" ]; then
 fi
 if ! (xr_configure "$OBJC" "$frag" "$XR_LOGS/config-reference.log") >&2; then
 	echo "fail reference kernel (C core): configuration (see $XR_LOGS/config-reference.log)"
-	exit 0
+	exit 1
 fi
 start=$(xr_now)
 xr_step "  make -j$JOBS bzImage vmlinux modules in $OBJC (log: $log)" >&2
 if ! make -C "$XR_SRC" O="$OBJC" "${XR_MAKE_VARS[@]}" -j"$JOBS" bzImage vmlinux modules >"$log" 2>&1; then
 	grep -E -B2 -A8 'error(\[E[0-9]+\])?:|Error [0-9]' "$log" | head -40 >&2
 	echo "fail reference kernel (C core) builds (see $log)"
-	exit 0
+	exit 1
 fi
 xr_step "  reference kernel built in $(( $(xr_now) - start )) s" >&2
 echo "pass reference kernel (C core) builds"
@@ -53,6 +54,7 @@ diff <(cut -f2- "$XR_OBJ/Module.symvers" | sort) <(cut -f2- "$OBJC/Module.symver
 if [ -s "$XR_LOGS/symbols.diff" ]; then
 	echo "fail exported symbols: the Rust-core kernel and the C-core kernel differ (see $XR_LOGS/symbols.diff)"
 	head -20 "$XR_LOGS/symbols.diff" >&2
+	exit 1
 else
 	n=$(grep -c . "$XR_OBJ/Module.symvers")
 	echo "pass exported symbols: the Rust-core and C-core kernels export the same $n symbols, licences and namespaces"

@@ -334,7 +334,7 @@ def splats(lines, domain):
 # that selects Rust, and the boot line that says which one a domain runs.
 CORES = (
     ("grant table", "CONFIG_XEN_GRANT_TABLE_RUST",
-     re.compile(r"xen:grant_table: Grant table initialized(?P<rust> \(Rust\))?$")),
+     re.compile(r"(?:^|\] |xen:grant_table: )Grant table initialized(?P<rust> \(Rust\))?$")),
 )
 
 
@@ -346,6 +346,13 @@ def built_cores(obj):
     except OSError:
         return {}
     return {name: ("Rust" if f"{sym}=y" in cfg else "C") for name, sym, _ in CORES}
+
+
+def core_label(cores):
+    """"the Rust grant table core", "the C grant table core" (or "the test kernel" without a .config)."""
+    if not cores:
+        return "the test kernel"
+    return ", ".join(f"the {lang} {name} core" for name, lang in cores.items())
 
 
 def core_results(stream, domain, cores):
@@ -368,13 +375,13 @@ def core_results(stream, domain, cores):
 
 def evaluate(lines, expect_suites=(), expect_ksft=(), mode="test", domains=DOMAINS, cores=None):
     """All results and problems found in a console log. Outside test mode (demo, bench) the domains
-    run no KUnit and no init-script tests, only the demo kselftest in that mode. cores: what
-    built_cores() says of the kernel; each domain must run those."""
+    run no KUnit and no init-script tests, only the demo kselftest in that mode. cores: per domain,
+    what built_cores() says of the kernel it boots; the domain must run those."""
     results, problems = [], []
     streams = split_console(lines)
     for d in domains:
         s = streams[d]
-        results += core_results(s, d, cores or {})
+        results += core_results(s, d, (cores or {}).get(d, {}))
         p, expected, said = splats(s, d)
         problems += p
         for block, seen in expected.items():
@@ -458,17 +465,28 @@ def make_cpio(root, out, level=1):
     sh(f"cd '{root}' && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -{level} > '{out}'")
 
 
+def built_modules(obj):
+    """The modules the build in obj made (modules.order), not every .ko lying in obj: a module of
+    another configuration (the misuse tests of the Rust grant table core, left in a copy of the test
+    kernel's build) must not reach a kernel it was not built for."""
+    try:
+        with open(f"{obj}/modules.order") as f:
+            return sorted(f"{obj}/{m[:-2]}.ko" for m in f.read().split() if m.endswith(".o"))
+    except OSError:
+        return sorted(sh(f"find '{obj}' -name '*.ko'").split())
+
+
+def domain_obj(args, name):
+    """The kernel build a frontend domain boots: the bench's domU2 may boot another (--domu2-obj,
+    the reference kernel with the C cores), every other domain boots the test kernel."""
+    other = getattr(args, "domu2_obj", None)
+    return other if name == DOMU2 and other else args.obj
+
+
 def build_initramfs(args, work):
     obj, xroot = args.obj, args.xen_root
     busybox = shutil.which("busybox") or "/bin/busybox"
-    # The modules this build made (modules.order), not every .ko lying in obj: a module of another
-    # configuration (the misuse tests of the Rust grant table core, left in a copy of the test
-    # kernel's build) must not reach a kernel it was not built for.
-    try:
-        with open(f"{obj}/modules.order") as f:
-            modules = sorted(f"{obj}/{m[:-2]}.ko" for m in f.read().split() if m.endswith(".o"))
-    except OSError:
-        modules = sorted(sh(f"find '{obj}' -name '*.ko'").split())
+    modules = built_modules(obj)
     # The domU's whole life, from boot to its last kselftest.
     names = [st[0] for st in STAGES]
     domu_timeout = sum(st[2] for st in STAGES[names.index("domU boot"):names.index("dom0 tests")])
@@ -488,7 +506,7 @@ def build_initramfs(args, work):
               f"XR_DOMUS='{' '.join(frontend_domains(args))}'\n")
     kunit = kunit_cmdline(args)
 
-    def common(root):
+    def common(root, modules=modules):
         for d in ("bin", "dev", "proc", "sys", "tmp", "run", "etc/xr", "usr/share/xr", "lib/modules/xr"):
             os.makedirs(f"{root}/{d}", exist_ok=True)
         shutil.copy2(busybox, f"{root}/bin/busybox")
@@ -512,11 +530,14 @@ def build_initramfs(args, work):
         with open(f"{root}/etc/xr/params", "w") as f:
             f.write(params)
 
-    u = f"{work}/domU"
-    common(u)
-    shutil.copy2(f"{HERE}/domU-init.sh", f"{u}/init")
-    os.chmod(f"{u}/init", 0o755)
-    make_cpio(u, f"{work}/domU.cpio.gz", 6)
+    # One initramfs per kernel the frontend domains boot, with that kernel's modules.
+    domu_objs = sorted({domain_obj(args, n) for n in frontend_domains(args)}, key=lambda o: o != obj)
+    for i, o in enumerate(domu_objs):
+        u = f"{work}/domU-{i}"
+        common(u, built_modules(o))
+        shutil.copy2(f"{HERE}/domU-init.sh", f"{u}/init")
+        os.chmod(f"{u}/init", 0o755)
+        make_cpio(u, f"{work}/domU-{i}.cpio.gz", 6)
 
     r = f"{work}/dom0"
     common(r)
@@ -535,11 +556,13 @@ def build_initramfs(args, work):
     for f in ("xr-block", "xr-vif"):
         shutil.copy2(f"{HERE}/scripts/{f}", f"{r}/etc/xen/scripts/{f}")
         os.chmod(f"{r}/etc/xen/scripts/{f}", 0o755)
-    shutil.copy2(f"{obj}/vmlinux", f"{r}/root/vmlinux")
-    shutil.copy2(f"{work}/domU.cpio.gz", f"{r}/root/domU.cpio.gz")
+    for i, o in enumerate(domu_objs):
+        shutil.copy2(f"{o}/vmlinux", f"{r}/root/vmlinux-{i}")
+        shutil.copy2(f"{work}/domU-{i}.cpio.gz", f"{r}/root/domU-{i}.cpio.gz")
     for name in frontend_domains(args):
+        i = domu_objs.index(domain_obj(args, name))
         with open(f"{r}/etc/xen/{name}.cfg", "w") as f:
-            f.write(f'name = "{name}"\ntype = "pv"\nkernel = "/root/vmlinux"\nramdisk = "/root/domU.cpio.gz"\n'
+            f.write(f'name = "{name}"\ntype = "pv"\nkernel = "/root/vmlinux-{i}"\nramdisk = "/root/domU-{i}.cpio.gz"\n'
                     f'extra = "console=hvc0 rdinit=/init {DOMU_CMDLINE}{kunit}"\n'
                     f'memory = {DOMU_MEM_MB}\nvcpus = {vcpus(args)}\n'
                     'on_poweroff = "destroy"\non_crash = "destroy"\n')
@@ -687,7 +710,8 @@ def kunit_cmdline(args):
 
 # The machine: 2 vCPUs (multi-threaded TCG) for Xen, for dom0 and for the domU, so that a handler
 # on one vCPU can race teardown on the other. dom0 uses the FIFO event channel ABI (the default),
-# the domU the 2-level one, so that every run covers both. SLUB checks the kmalloc caches, which
+# the domU the 2-level one, so that every run covers both; likewise dom0 the v1 grant table layout
+# (the default on this machine) and the domU the v2 one (grant_table.version=2). SLUB checks the kmalloc caches, which
 # the Xen drivers and the Rust kernel crate allocate from (poison, red zones, sanity checks on
 # free), and lkdtm's; not the caches of processes and files, where debugging every object made
 # the shell-driven tests several times slower. lockdep and the atomic-sleep checks are in the
@@ -708,7 +732,7 @@ DOMU_MEM_MB = 256
 # the provoked reports (lkdtm's, the grant table misuse suite's) print long backtraces.
 DEBUG_CMDLINE = "slab_debug=FZP,kmalloc-*,lkdtm-heap-* log_buf_len=4M"
 DOM0_CMDLINE = f"console=hvc0 earlyprintk=xen {DEBUG_CMDLINE}"
-DOMU_CMDLINE = f"xen.fifo_events=0 {DEBUG_CMDLINE}"
+DOMU_CMDLINE = f"xen.fifo_events=0 grant_table.version=2 {DEBUG_CMDLINE}"
 
 
 def qemu_cmd(args, initrd):
@@ -775,7 +799,8 @@ def cmd_run(args, summary=sys.stdout, counts=None, lines=None):
     if getattr(args, "demo", False):
         exchange_table(out.lines)
     results, problems = evaluate(out.lines, args.expect_suite, args.expect_kselftest, args.mode,
-                                 ("dom0",) + frontend_domains(args), built_cores(args.obj))
+                                 ("dom0",) + frontend_domains(args),
+                                 {d: built_cores(domain_obj(args, d)) for d in ("dom0",) + frontend_domains(args)})
     if args.mode == "soak":
         soak_record(out.lines, f"{args.logs}/soak.txt")
     if lines is not None:
@@ -828,7 +853,7 @@ def cmd_bench(args):
     frontend domains side by side; then the report of all of them in logs/bench.txt, bench.json
     and bench.svg (tools/testing/xen/xen_bench.py)."""
     os.makedirs(args.logs, exist_ok=True)
-    report = xen_bench.new_report(args.obj, BENCH_CONFIG)
+    report = xen_bench.new_report(args.obj, BENCH_CONFIG, getattr(args, "domu2_obj", None))
     totals = {"passed": 0, "failed": 0, "skipped": 0}
     for clock, domus in bench_boots(args):
         run = argparse.Namespace(**vars(args))
@@ -849,10 +874,15 @@ def cmd_bench(args):
         entry = {"clock": clock, "icount_shift": run.icount, "vcpus_per_domain": vcpus(run),
                  "frontend_domains": domus, "title": BENCH_TITLES[clock].format(shift=run.icount)}
         if domus == 1:
-            report["runs"].append(dict(entry, rows=rows))
+            report["runs"].append(dict(entry, rows=rows, gnttab=xen_bench.parse_gnttab(lines)))
         else:
-            report["side_by_side"].append(dict(entry, rows=xen_bench.side_by_side(
-                rows, xen_bench.parse(lines, DOMU2))))
+            cores = None
+            if getattr(run, "domu2_obj", None):
+                cores = [core_label(built_cores(run.obj)), core_label(built_cores(run.domu2_obj))]
+            report["side_by_side"].append(dict(
+                entry, cores=cores, rows=xen_bench.side_by_side(rows, xen_bench.parse(lines, DOMU2)),
+                gnttab=xen_bench.gnttab_side_by_side(xen_bench.parse_gnttab(lines),
+                                                     xen_bench.parse_gnttab(lines, DOMU2))))
     print(xen_bench.write(report, args.logs), end="", flush=True)
     print(f"[harness] bench report in {args.logs}/bench.txt, bench.json, bench.svg", flush=True)
     print(f"{totals['passed']} passed, {totals['failed']} failed"
@@ -985,10 +1015,12 @@ def cmd_self_test(args):
     for name, lines, cores, want in (
             ("a Rust-core kernel whose domains say Rust passes", rust_boot + ["[domU] " + rust_boot[0]],
              {"grant table": "Rust"}, ["pass", "pass"]),
-            ("a Rust-core kernel whose domU says C fails", rust_boot + ["[domU] xen:grant_table: Grant table initialized"],
+            ("a Rust-core kernel whose domU says C fails", rust_boot + ["[domU] Grant table initialized"],
              {"grant table": "Rust"}, ["pass", "fail"]),
-            ("a C-core kernel whose dom0 says Rust fails", rust_boot + ["[domU] xen:grant_table: Grant table initialized"],
+            ("a C-core kernel whose dom0 says Rust fails", rust_boot + ["[domU] Grant table initialized"],
              {"grant table": "C"}, ["fail", "pass"]),
+            ("a C-core kernel whose domains say C passes (grant-table.c's line has no prefix)",
+             ["Grant table initialized", "[domU] Grant table initialized"], {"grant table": "C"}, ["pass", "pass"]),
             ("a domain that never says which core fails", rust_boot, {"grant table": "Rust"}, ["pass", "fail"])):
         streams = split_console(lines)
         got = [r.status for d in DOMAINS for r in core_results(streams[d], d, cores)]
@@ -1067,12 +1099,19 @@ def cmd_self_test(args):
     # The second frontend domain's rounds, for the side by side: C+C at 3,000 and 5,000 a second.
     bench += [f"[{DOMU2}] # bench: front=xen_demo_front back=xen_demo_back batch=1 requests=1000 ns={ns}"
               for ns in (333_333_333, 200_000_000, 250_000_000)]
+    # Grant cycles: 1,000,000 a second in the domU (the Rust core), 800,000 in domU2 (the C core).
+    bench += [f"[domU] # bench: gnttab=one cycles=32768 ns={ns}" for ns in (32_768_000, 30_000_000, 40_000_000)]
+    bench += [f"[{DOMU2}] # bench: gnttab=one cycles=32768 ns={ns}" for ns in (40_960_000,) * 3]
     with tempfile.TemporaryDirectory() as d:
         rep = xen_bench.new_report(d, "test")
         rows = xen_bench.parse(bench)
-        rep["runs"].append({"clock": "icount", "title": "t", "rows": rows})
-        rep["side_by_side"].append({"clock": "icount", "rows": xen_bench.side_by_side(rows, xen_bench.parse(
-            bench, DOMU2))})
+        rep["runs"].append({"clock": "icount", "title": "t", "rows": rows,
+                            "gnttab": xen_bench.parse_gnttab(bench)})
+        rep["side_by_side"].append({
+            "clock": "icount", "cores": ["the Rust grant table core", "the C grant table core"],
+            "rows": xen_bench.side_by_side(rows, xen_bench.parse(bench, DOMU2)),
+            "gnttab": xen_bench.gnttab_side_by_side(xen_bench.parse_gnttab(bench),
+                                                    xen_bench.parse_gnttab(bench, DOMU2))})
         text = xen_bench.write(rep, d)
         with open(f"{d}/bench.json") as f:
             js = json.load(f)
@@ -1081,13 +1120,18 @@ def cmd_self_test(args):
         ok = (re.search(r"^Rust +Rust +1 +2,000 +2,000-2,000 +0\.50 +2\.0$", text, re.M) is not None
               and re.search(r"^C +C +1 +4,000 +1,000-5,000 +1\.00 +-$", text, re.M) is not None
               and re.search(r"^  netfront TCP .* not measured yet \(issue 12\)$", text, re.M) is not None
-              and re.search(r"^  drivers/xen/grant-table.o +- +- +-  not built yet \(issue 12\)$", text, re.M)
+              and re.search(r"^  drivers/xen/grant-table.o +- +- +- +not built yet \(issue 12\)$", text, re.M)
               is not None
               and [r["ratio"] for r in js["runs"][0]["rows"]] == [0.5, 1.0]
               and re.search(r"^C +C +1 +4,000 +4,000 +1\.000 +0\.75-4\.00$", text, re.M) is not None
-              and svg.count("<rect") == 2 and ">1.00</text>" in svg)
-    checks.append(("the bench report shows medians, ranges, the ratio to C+C, requests per event and "
-                   "the second frontend domain against the first, in text, JSON and a chart", ok, text))
+              and re.search(r"^  grant cycle \(claim, grant, end, free\), 1 in flight +1,000,000 +819,200-1,092,267$",
+                            text, re.M) is not None
+              and re.search(r"^grant cycle \(claim, grant, end, free\), 1 in flight +1,000,000 +800,000 +0\.800 "
+                            r"+0\.73-0\.98   Rust/C 1\.250$", text, re.M) is not None
+              and "the domU boots the Rust grant table core, domU2 boots the C grant table core" in text
+              and svg.count("<rect") == 3 and ">1.00</text>" in svg and ">1.25</text>" in svg)
+    checks.append(("the bench report shows medians, ranges, the ratio to C+C, requests per event, grant "
+                   "cycles and the second frontend domain against the first, in text, JSON and a chart", ok, text))
     # The demo's exchange table joins the two domains' trace lines by request id.
     trace = ["rust_xen_demo_back: xen-demo demo-1-0: slot 0: id=256 op=0 status=2560 -> status=2561",
              "[domU] rust_xen_demo_front: xen-demo demo-0: sent slot 0: id=256 op=0 status=2560",
@@ -1209,6 +1253,10 @@ def main():
     b.add_argument("--domus", type=int, choices=(1, 2), default=2,
                    help="2 (default): one more boot under icount, with a second frontend domain "
                         "measuring side by side with the domU, in turn, against the same dom0; 1: not")
+    b.add_argument("--domu2-obj", metavar="DIR",
+                   help="the kernel build the second frontend domain of the side by side boots (the "
+                        "reference kernel with the C cores, so that the two compare the cores); "
+                        "default: the same as the domU")
     b.add_argument("--icount-shift", type=int, default=0, metavar="SHIFT",
                    help="-icount shift=SHIFT for the icount clock: 2^SHIFT ns per instruction (default 0)")
     s = sub.add_parser("soak", parents=[], help="the Rust demo pair's connect/disconnect cycles, "

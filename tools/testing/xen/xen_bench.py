@@ -4,6 +4,9 @@
 A bench run prints one line per measurement in the domU (xen_demo.sh's bench mode):
 
     [domU] # bench: front=F back=B batch=N requests=R ns=T notifications=S interrupts=I
+    [domU] # bench: gnttab=one|batch32 cycles=N ns=T
+
+(the second from xen_gnttab_bench: grant cycles through the grant table's C API).
 
 This module turns the lines of one or more runs (one per clock: QEMU -icount, and host wall time)
 into rows with the median and range of the rounds and the ratio to the C pair, adds the rows the
@@ -19,6 +22,10 @@ import subprocess
 BENCH_LINE = re.compile(r"^\[(domU2?)\] # bench: front=(\S+) back=(\S+) batch=(\d+) requests=(\d+) ns=(\d+)"
                         r"(?: notifications=(\d+) interrupts=(\d+))?$")
 
+GNTTAB_LINE = re.compile(r"^\[(domU2?)\] # bench: gnttab=(one|batch32) cycles=(\d+) ns=(\d+)$")
+GNTTAB_ROWS = {"one": "grant cycle (claim, grant, end, free), 1 in flight",
+               "batch32": "grant cycle, 32 in flight"}
+
 FRONTS = ("rust_xen_demo_front", "xen_demo_front")
 BACKS = ("rust_xen_demo_back", "xen_demo_back")
 LANG = {"rust_xen_demo_front": "Rust", "rust_xen_demo_back": "Rust", "xen_demo_front": "C",
@@ -28,8 +35,6 @@ C_PAIR = ("xen_demo_front", "xen_demo_back")
 # What the replacement issues measure, once there is a Rust core to measure against the C one.
 # Printed as rows without numbers, so that the table says what is still to come.
 PENDING = [
-    ("grant cycle (claim, grant, end, free), 1 in flight", "ops/s", 12),
-    ("grant cycle, 32 in flight", "ops/s", 12),
     ("blkfront sequential read", "MB/s", 12),
     ("blkfront sequential write", "MB/s", 12),
     ("netfront TCP", "MB/s", 12),
@@ -91,6 +96,34 @@ def parse(lines, domain="domU"):
     return rows
 
 
+def parse_gnttab(lines, domain="domU"):
+    """The grant cycle rows of one run in domain: per loop, the rounds' cycles per second."""
+    rounds = {}
+    for line in lines:
+        m = GNTTAB_LINE.match(line)
+        if not m or m.group(1) != domain or int(m.group(4)) <= 0:
+            continue
+        rounds.setdefault(m.group(2), []).append(int(m.group(3)) * 1e9 / int(m.group(4)))
+    return [{"row": GNTTAB_ROWS[k], "loop": k, "unit": "cycles/s", "median": median(v), "min": min(v),
+             "max": max(v), "rounds": v} for k, v in sorted(rounds.items(), key=lambda kv: kv[0] != "one")]
+
+
+def gnttab_side_by_side(first, second):
+    """Grant cycle rows of the second frontend domain against the first, as side_by_side."""
+    other = {r["loop"]: r for r in second}
+    rows = []
+    for r in first:
+        o = other.get(r["loop"])
+        if not o:
+            continue
+        pairs = [b / a for a, b in zip(r["rounds"], o["rounds"]) if a > 0]
+        rows.append({"row": r["row"], "loop": r["loop"], "first": r["median"], "second": o["median"],
+                     "ratio": o["median"] / r["median"],
+                     "round_ratio_min": min(pairs) if pairs else None,
+                     "round_ratio_max": max(pairs) if pairs else None})
+    return rows
+
+
 def side_by_side(first, second):
     """Rows of the second frontend domain against the first, pairing by pairing: the ratio of
     the medians, and the range of the rounds' ratios (rounds taken in turn, round by round)."""
@@ -108,35 +141,45 @@ def side_by_side(first, second):
     return rows
 
 
-def spread(values):
-    """How far apart a row's medians of several runs are: (max - min) / min."""
-    return (max(values) - min(values)) / min(values) if values and min(values) > 0 else None
+# The objects of each Rust core that is built: the Rust crate and its C glue.
+RUST_OBJECTS = {
+    "drivers/xen/grant-table.o": ("drivers/xen/rust/grant_table.o", "drivers/xen/rust/grant-table-glue.o"),
+}
 
 
-def object_sizes(obj, size_tool="llvm-size-19"):
-    """.text, .data and .rodata bytes of each replaced C object in the build, summing the
-    sections whose names start with those (.text.unlikely, .data..read_mostly and so on)."""
+def sections(paths, size_tool="llvm-size-19"):
+    """.text, .data and .rodata bytes of the objects, summing the sections whose names start with
+    those (.text.unlikely, .data..read_mostly and so on); None if one is missing."""
+    sums = {"text": 0, "data": 0, "rodata": 0}
+    for full in paths:
+        if not os.path.exists(full):
+            return None
+        try:
+            text = subprocess.run([size_tool, "-A", full], capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        for ln in text.splitlines():
+            parts = ln.split()
+            if len(parts) < 2 or not parts[1].isdigit():
+                continue
+            for k in sums:
+                if parts[0] == f".{k}" or parts[0].startswith(f".{k}."):
+                    sums[k] += int(parts[1])
+    return sums
+
+
+def object_sizes(obj, c_obj=None, size_tool="llvm-size-19"):
+    """Per replaced C object: its sections in the C-core build (c_obj, or obj where the C object is
+    built), and those of the Rust core that replaces it in obj, where it is built."""
     out = []
     for path, issue in REPLACED:
-        full = os.path.join(obj, path)
-        row = {"object": path, "issue": issue, "c": None, "rust": None}
-        if os.path.exists(full):
-            try:
-                text = subprocess.run([size_tool, "-A", full], capture_output=True, text=True,
-                                      check=True).stdout
-            except (OSError, subprocess.CalledProcessError):
-                text = ""
-            sums = {"text": 0, "data": 0, "rodata": 0}
-            for ln in text.splitlines():
-                parts = ln.split()
-                if len(parts) < 2 or not parts[1].isdigit():
-                    continue
-                for k in sums:
-                    if parts[0] == f".{k}" or parts[0].startswith(f".{k}."):
-                        sums[k] += int(parts[1])
-            if text:
-                row["c"] = sums
-        out.append(row)
+        rust = RUST_OBJECTS.get(path)
+        rust_sums = sections([os.path.join(obj, p) for p in rust], size_tool) if rust else None
+        # With its Rust core built, obj has no (or a stale) C object: take it from the C-core build.
+        c_dir = c_obj if (rust_sums and c_obj) else obj
+        c_sums = None if (rust_sums and not c_obj) else sections([os.path.join(c_dir, path)], size_tool)
+        out.append({"object": path, "issue": issue, "c": c_sums, "rust": rust_sums,
+                    "rust_objects": list(rust) if rust_sums else None})
     return out
 
 
@@ -159,11 +202,25 @@ def format_run(run):
     return out
 
 
+def format_gnttab(rows, title):
+    out = [title, f"  {'':<52} {'cycles/s':>12} {'range':>21}"]
+    for r in rows:
+        rng = f"{r['min']:,.0f}-{r['max']:,.0f}"
+        out.append(f"  {r['row']:<52} {r['median']:>12,.0f} {rng:>21}")
+    return out
+
+
 def format_side_by_side(run):
-    out = [f"Side by side ({run['clock']} clock): the same pairings measured in a second frontend domain, "
-           "in turn with the first, against the same dom0.",
-           "Both run the same C-core kernel until the Rust cores exist, so the ratio shows how fair the "
-           "instrument is: 1.00 is fair.",
+    if run.get("cores"):
+        what = (f"Side by side ({run['clock']} clock): the domU boots {run['cores'][0]}, domU2 boots "
+                f"{run['cores'][1]}; they measure in turn against the same dom0.")
+        fair = ("The ratio domU2/domU is the C core's rate over the Rust core's: below 1.00 the Rust "
+                "core is faster. The demo pairings use few grants, so they show the instrument's fairness.")
+    else:
+        what = (f"Side by side ({run['clock']} clock): the same pairings measured in a second frontend "
+                "domain, in turn with the first, against the same dom0.")
+        fair = "Both run the same kernel, so the ratio shows how fair the instrument is: 1.00 is fair."
+    out = [what, fair,
            f"{'frontend':<9} {'backend':<8} {'batch':>5} {'domU':>10} {'domU2':>10} {'domU2/domU':>10}"
            f" {'per round':>13}"]
     for r in run["rows"]:
@@ -171,6 +228,11 @@ def format_side_by_side(run):
               if r["round_ratio_min"] is not None else "-")
         out.append(f"{r['frontend']:<9} {r['backend']:<8} {r['batch']:>5} {r['first']:>10,.0f} "
                    f"{r['second']:>10,.0f} {r['ratio']:>10.3f} {rr:>13}")
+    for r in run.get("gnttab", []):
+        rr = (f"{r['round_ratio_min']:.2f}-{r['round_ratio_max']:.2f}"
+              if r["round_ratio_min"] is not None else "-")
+        out.append(f"{r['row']:<39} {r['first']:>10,.0f} {r['second']:>10,.0f} {r['ratio']:>10.3f} {rr:>13}"
+                   + (f"   Rust/C {1 / r['ratio']:.3f}" if run.get("cores") and r["ratio"] else ""))
     return out
 
 
@@ -178,17 +240,26 @@ def format_report(report):
     out = []
     for run in report["runs"]:
         out += format_run(run) + [""]
+        if run.get("gnttab"):
+            out += format_gnttab(run["gnttab"], f"Grant cycles in the domU ({run['clock']} clock), "
+                                 f"median and range of {len(run['gnttab'][0]['rounds'])} rounds:") + [""]
     for run in report["side_by_side"]:
         out += format_side_by_side(run) + [""]
     out.append("To be measured by the replacement issues, Rust core against C core in one run:")
     for p in report["pending"]:
         out.append(f"  {p['row']:<52} {p['unit']:<6} not measured yet (issue {p['issue']})")
-    out += ["", f"Sizes in bytes of the C objects the Rust cores replace (this build, {report['config']}):",
-            f"  {'object':<44} {'.text':>8} {'.data':>7} {'.rodata':>8}  Rust"]
+    out += ["", f"Sizes in bytes of the C objects the Rust cores replace, and of the Rust cores "
+            f"(crate and C glue) ({report['config']}):",
+            f"  {'object':<44} {'.text':>8} {'.data':>7} {'.rodata':>8}   {'Rust .text':>10} {'.data':>7} "
+            f"{'.rodata':>8}"]
+
+    def cols(c):
+        return f"{c['text']:>8} {c['data']:>7} {c['rodata']:>8}" if c else f"{'-':>8} {'-':>7} {'-':>8}"
+
     for s in report["sizes"]:
-        c = s["c"]
-        cols = f"{c['text']:>8} {c['data']:>7} {c['rodata']:>8}" if c else f"{'-':>8} {'-':>7} {'-':>8}"
-        out.append(f"  {s['object']:<44} {cols}  not built yet (issue {s['issue']})")
+        rust = (f"   {s['rust']['text']:>10} {s['rust']['data']:>7} {s['rust']['rodata']:>8}" if s["rust"]
+                else f"   not built yet (issue {s['issue']})")
+        out.append(f"  {s['object']:<44} {cols(s['c'])}{rust}")
     return "\n".join(out) + "\n"
 
 
@@ -200,6 +271,15 @@ def svg_chart(report):
             if r["ratio"] is not None:
                 bars.append((f"{run['clock']}: {r['frontend']} front, {r['backend']} back, batch {r['batch']}",
                              r["ratio"], r["min"] / r["median"], r["max"] / r["median"]))
+    for run in report["side_by_side"]:
+        if not run.get("cores"):
+            continue
+        for r in run.get("gnttab", []):
+            if r["ratio"] and r["round_ratio_min"] and r["round_ratio_max"]:
+                # Rust core over C core: the inverse of domU2/domU, and of its range.
+                bars.append((f"{run['clock']}: Rust core / C core, {r['row'].split(' (')[0]}"
+                             + ("" if r["loop"] == "one" else ""), 1 / r["ratio"],
+                             r["ratio"] / r["round_ratio_max"], r["ratio"] / r["round_ratio_min"]))
     width, left, bar_h, gap, top = 700, 300, 16, 6, 30
     height = top + len(bars) * (bar_h + gap) + 30
     hi = max([1.25] + [b[1] * b[3] for b in bars])
@@ -210,8 +290,8 @@ def svg_chart(report):
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="11">',
-           '<text x="10" y="16" font-size="12">Demo round trips per second, ratio to the C pair at the same '
-           'batch (bar: median; whisker: range of the rounds)</text>']
+           '<text x="10" y="16" font-size="12">Ratios: demo round trips to the C pair at the same batch; '
+           'grant cycles, Rust core to C core (bar: median; whisker: rounds)</text>']
     for i, (label, ratio, lo, hi_) in enumerate(bars):
         y = top + i * (bar_h + gap)
         colour = "#4878a8" if label.startswith("icount") else "#a0a0a0"
@@ -241,7 +321,7 @@ def write(report, logs):
     return text
 
 
-def new_report(obj, config):
+def new_report(obj, config, c_obj=None):
     return {"runs": [], "side_by_side": [], "config": config,
             "pending": [{"row": r, "unit": u, "issue": i} for r, u, i in PENDING],
-            "sizes": object_sizes(obj)}
+            "sizes": object_sizes(obj, c_obj)}

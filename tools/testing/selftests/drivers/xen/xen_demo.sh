@@ -38,6 +38,9 @@
 #                     XEN_DEMO_CYCLES detach/attach, backend reload and frontend reload cycles
 #                     (`make soak`: 1000 of each), with grants, event channels, module reference
 #                     counts and unreclaimable slab memory compared with their baseline
+#                     Each bench round also times grant cycles in each frontend domain
+#                     (xen_gnttab_bench: the fastest of 16 loops of XEN_DEMO_BENCH_GNT cycles,
+#                     default 4096), when that module is there
 #   XEN_DEMO_SOAK_SLACK_KB  slab growth the soak tolerates in each domain (default 512)
 #   XEN_DEMO_QUIET_FILE  bench, in dom0: a file that exists while a frontend domain measures, so
 #                     that whatever else runs in dom0 (a console relay) can keep still meanwhile
@@ -52,6 +55,7 @@ MODE=${XEN_DEMO_MODE:-test}
 BENCH_N1=${XEN_DEMO_BENCH_N1:-2000}
 BENCH_N32=${XEN_DEMO_BENCH_N32:-20000}
 BENCH_ROUNDS=${XEN_DEMO_BENCH_ROUNDS:-5}
+BENCH_GNT=${XEN_DEMO_BENCH_GNT:-4096}
 SYNC_TIMEOUT=${XEN_DEMO_TIMEOUT:-300}
 QUIET_FILE=${XEN_DEMO_QUIET_FILE:-}
 DEVID=0
@@ -815,7 +819,36 @@ mode_bench() {
 				bench_pairing
 			done
 		done
+		bench_gnttab
 	done
+}
+
+# gnttab_one: time grant cycles with xen_gnttab_bench (C, through the grant table's API, so it
+# measures whichever core this kernel has), one line each for one at a time and 32 in flight:
+#   # bench: gnttab=one cycles=N ns=T
+gnttab_one() {
+	local n one batch
+	mod_load xen_gnttab_bench cycles="$BENCH_GNT" || return 1
+	n=$(cat /sys/module/xen_gnttab_bench/parameters/cycles) || return 1
+	one=$(cat /sys/module/xen_gnttab_bench/parameters/one_ns) || return 1
+	batch=$(cat /sys/module/xen_gnttab_bench/parameters/batch_ns) || return 1
+	rmmod xen_gnttab_bench || return 1
+	echo "# bench: gnttab=one cycles=$n ns=$one" >"$tmp.bench"
+	echo "# bench: gnttab=batch32 cycles=$n ns=$batch" >>"$tmp.bench"
+}
+
+# bench_gnttab: the grant cycle timing of a round, each frontend domain in its turn (the order turns
+# round with the rounds, as the pairings' does), the others and dom0 waiting quietly.
+bench_gnttab() {
+	[ -z "$MODDIR" ] || [ -e "$MODDIR/xen_gnttab_bench.ko" ] || return 0
+	p="bench round $round, grant cycles"
+	in_turns "bench gnttab turn $round" measure_gnttab
+}
+
+measure_gnttab() {
+	check "$p" gnttab_one
+	cat "$tmp.bench" 2>/dev/null
+	rm -f "$tmp.bench"
 }
 
 # back_unload B: unbind backend B from every frontend domain's device, then unload it. Not while
@@ -834,8 +867,33 @@ back_unload() {
 	rmmod "$1"
 }
 
+# in_turns NAME CMD...: each frontend domain runs CMD in its turn, the others and dom0 waiting
+# quietly at the barrier "NAME T" (the order turns round with the rounds).
+in_turns() {
+	local t name=$1
+	shift
+	[ -n "$QUIET_FILE" ] && on dom0 && : >"$QUIET_FILE"
+	t=0
+	while [ $t -lt "$slots" ]; do
+		if on domU && [ $(((slot + round) % slots)) -eq $t ]; then
+			"$@"
+		fi
+		barrier "$name $t"
+		t=$((t + 1))
+	done
+	[ -n "$QUIET_FILE" ] && on dom0 && rm -f "$QUIET_FILE"
+}
+
+measure_pairing() {
+	check "$p: batch 1" bench_one "$f" 1 "$BENCH_N1"
+	cat "$tmp.bench" 2>/dev/null
+	check "$p: batch 32" bench_one "$f" 32 "$BENCH_N32"
+	cat "$tmp.bench" 2>/dev/null
+	rm -f "$tmp.bench"
+}
+
 bench_pairing() {
-	local d t
+	local d
 	p="bench round $round, $(short "$f") front + $(short "$b") back"
 	if on dom0; then
 		check "$p: load $b" mod_load "$b"
@@ -853,20 +911,7 @@ bench_pairing() {
 	# Side by side, every frontend domain connected and warmed up before the first measures.
 	# Not alone: dom0 would enter its next wait just as the domU starts measuring.
 	[ "$slots" -gt 1 ] && barrier "bench ready $round $f $b"
-	[ -n "$QUIET_FILE" ] && on dom0 && : >"$QUIET_FILE"
-	t=0
-	while [ $t -lt "$slots" ]; do
-		if on domU && [ $(((slot + round) % slots)) -eq $t ]; then
-			check "$p: batch 1" bench_one "$f" 1 "$BENCH_N1"
-			cat "$tmp.bench" 2>/dev/null
-			check "$p: batch 32" bench_one "$f" 32 "$BENCH_N32"
-			cat "$tmp.bench" 2>/dev/null
-			rm -f "$tmp.bench"
-		fi
-		barrier "bench turn $t $round $f $b"
-		t=$((t + 1))
-	done
-	[ -n "$QUIET_FILE" ] && on dom0 && rm -f "$QUIET_FILE"
+	in_turns "bench turn $round $f $b" measure_pairing
 	if on domU; then
 		check "$p: unload $f" mod_unload "$f" xen demo-$DEVID
 	fi
