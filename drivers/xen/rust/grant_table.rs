@@ -508,21 +508,31 @@ impl State {
 
     /// Whether `gref` is on the free list.
     fn is_free(&self, gref: u32) -> bool {
+        let i = gref as usize;
         match &self.free_bits {
-            Some(b) if (gref as usize) < b.len() => {
-                b.next_bit(gref as usize) == Some(gref as usize)
+            Some(b) if i < b.len() => {
+                // SAFETY: `i < len`, so the word holding bit `i` is inside the bitmap.
+                let word = unsafe { *b.as_ptr().add(i / usize::BITS as usize) };
+                word & (1 << (i % usize::BITS as usize)) != 0
             }
             _ => false,
         }
     }
 
+    /// Marks `gref` free or not in the bitmap. A plain read-modify-write of its word: the bitmap
+    /// is only touched with the lock held.
     fn mark(&mut self, gref: u32, free: bool) {
+        let i = gref as usize;
         if let Some(b) = self.bits() {
-            if (gref as usize) < b.len() {
+            if i < b.len() {
+                // SAFETY: `i < len`, so the word holding bit `i` is inside the bitmap, which
+                // `&mut` gives this function alone.
+                let word = unsafe { &mut *b.as_mut_ptr().add(i / usize::BITS as usize) };
+                let bit = 1 << (i % usize::BITS as usize);
                 if free {
-                    b.set_bit(gref as usize);
+                    *word |= bit;
                 } else {
-                    b.clear_bit(gref as usize);
+                    *word &= !bit;
                 }
             }
         }
@@ -722,10 +732,10 @@ impl State {
     }
 
     /// Puts `gref` back on the free list. Reserved references are ignored, as in C; references
-    /// outside the table or already free are refused with a warning.
-    fn put_free_entry(&mut self, gref: u32) {
+    /// outside the table or already free are refused with a warning (false).
+    fn put_free_entry(&mut self, gref: u32) -> bool {
         if gref < NR_RESERVED {
-            return;
+            return true;
         }
         if gref >= self.size {
             pr_err!(
@@ -734,15 +744,15 @@ impl State {
                 self.size
             );
             warn_on!(true);
-            return;
+            return false;
         }
         if self.is_free(gref) {
             pr_err!("freeing g.e. {:#x}: already free\n", gref);
             warn_on!(true);
-            return;
+            return false;
         }
         if !LINKS.set_next(gref, self.head) {
-            return;
+            return false;
         }
         self.head = gref;
         if self.free_count == 0 {
@@ -753,6 +763,7 @@ impl State {
         }
         self.free_count = self.free_count.saturating_add(1);
         self.mark(gref, true);
+        true
     }
 
     /// Adds the `n` new references from `start` to the end of the free list.
@@ -1132,13 +1143,16 @@ fn init() -> Result {
         return Err(ENODEV);
     }
 
-    let mut st = GNTTAB.lock();
+    let mut guard = GNTTAB.lock();
+    // One `&mut` for the whole section: each `Deref` of a global lock's guard asks lockdep
+    // whether the lock is held.
+    let st = &mut *guard;
     st.free_bits = Some(bits);
     st.nr_frames = 1;
     st.size = per_frame;
     SIZE.store(per_frame, Ordering::Release);
     st.set_free(NR_RESERVED, per_frame.saturating_sub(NR_RESERVED));
-    drop(st);
+    drop(guard);
     READY.store(true, Ordering::Release);
     pr_info!("Grant table initialized (Rust)\n");
     Ok(())
@@ -1266,7 +1280,8 @@ fn add_deferred(gref: u32, mut page: *mut bindings::page) {
 }
 
 fn put_free(gref: u32) {
-    let mut st = GNTTAB.lock();
+    let mut guard = GNTTAB.lock();
+    let st = &mut *guard;
     st.put_free_entry(gref);
     st.check_free_callbacks();
 }
@@ -1279,7 +1294,8 @@ fn put_free(gref: u32) {
 #[no_mangle]
 pub unsafe extern "C" fn xen_gnttab_refs(size: *mut c_uint, free: *mut c_uint, deferred: *mut i64) {
     let (s, f) = if READY.load(Ordering::Acquire) {
-        let st = GNTTAB.lock();
+        let guard = GNTTAB.lock();
+        let st = &*guard;
         (st.size, st.free_count)
     } else {
         (0, 0)
@@ -1424,19 +1440,23 @@ pub unsafe extern "C" fn gnttab_free_grant_references(head: bindings::grant_ref_
     if !READY.load(Ordering::Acquire) {
         return;
     }
-    let mut st = GNTTAB.lock();
+    let mut guard = GNTTAB.lock();
+    let st = &mut *guard;
     let mut head = head;
     // A list longer than the table has a loop: stop instead of spinning with the lock held.
     let mut budget = st.size;
     while head != LIST_END {
-        if budget == 0 || !in_table(head) || st.is_free(head) {
+        if budget == 0 || head >= st.size {
             pr_err!("freeing a list of grant references: bad g.e. {:#x}\n", head);
             warn_on!(true);
             break;
         }
         budget -= 1;
         let next = LINKS.next(head);
-        st.put_free_entry(head);
+        if !st.put_free_entry(head) {
+            // Already free: the list loops back, or runs into the free list.
+            break;
+        }
         head = next;
     }
     st.check_free_callbacks();
@@ -1455,7 +1475,8 @@ pub unsafe extern "C" fn gnttab_free_grant_reference_seq(
     if !READY.load(Ordering::Acquire) {
         return;
     }
-    let mut st = GNTTAB.lock();
+    let mut guard = GNTTAB.lock();
+    let st = &mut *guard;
     match head.checked_add(count) {
         Some(end) if end <= st.size => {
             for i in (0..count).rev() {
@@ -1599,7 +1620,8 @@ pub unsafe extern "C" fn gnttab_request_free_callback(
     if callback.is_null() || !LOCK_READY.load(Ordering::Acquire) {
         return;
     }
-    let mut st = GNTTAB.lock();
+    let mut guard = GNTTAB.lock();
+    let st = &mut *guard;
     let mut cb = st.callbacks;
     while !cb.is_null() {
         if cb == callback {
@@ -1631,7 +1653,8 @@ pub unsafe extern "C" fn gnttab_cancel_free_callback(
     if !LOCK_READY.load(Ordering::Acquire) {
         return;
     }
-    let mut st = GNTTAB.lock();
+    let mut guard = GNTTAB.lock();
+    let st = &mut *guard;
     let mut prev: *mut bindings::gnttab_free_callback = ptr::null_mut();
     let mut cb = st.callbacks;
     while !cb.is_null() {
