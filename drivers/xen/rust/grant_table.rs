@@ -126,6 +126,7 @@ static LINKS: Links = Links {
 
 impl Links {
     /// The link word of `gref`, if its chunk exists.
+    #[inline]
     fn slot(&self, gref: u32) -> Option<&'static AtomicU32> {
         let idx = gref as usize / RPP;
         let table = self.table.load(Ordering::Acquire);
@@ -143,18 +144,19 @@ impl Links {
     }
 
     /// The reference after `gref`, or `LIST_END` (with a warning) if `gref` has no chunk.
+    #[inline]
     fn next(&self, gref: u32) -> u32 {
         match self.slot(gref) {
             Some(s) => s.load(Ordering::Relaxed),
             None => {
-                pr_err!("g.e. {:#x} has no link word\n", gref);
-                warn_on!(true);
+                no_link_word(gref);
                 LIST_END
             }
         }
     }
 
     /// Sets the reference after `gref`; false (with a warning) if `gref` has no chunk.
+    #[inline]
     fn set_next(&self, gref: u32, next: u32) -> bool {
         match self.slot(gref) {
             Some(s) => {
@@ -162,8 +164,7 @@ impl Links {
                 true
             }
             None => {
-                pr_err!("g.e. {:#x} has no link word\n", gref);
-                warn_on!(true);
+                no_link_word(gref);
                 false
             }
         }
@@ -212,6 +213,14 @@ impl Links {
         self.len.store(len, Ordering::Release);
         Ok(())
     }
+}
+
+/// Reports a reference without a link word: a broken invariant, or a caller's garbage. Out of
+/// line, so that the paths that find one stay short.
+#[cold]
+fn no_link_word(gref: u32) {
+    pr_err!("g.e. {:#x} has no link word\n", gref);
+    warn_on!(true);
 }
 
 /// Where `gnttab_free_tail_ptr` points: the start of the run of consecutive free references that
@@ -347,6 +356,7 @@ static GRSTATUS: AtomicPtr<bindings::grant_status_t> = AtomicPtr::new(ptr::null_
 static DEFERRED_COUNT: AtomicI64 = AtomicI64::new(0);
 static LEAKED_COUNT: AtomicI64 = AtomicI64::new(0);
 
+#[inline]
 fn version() -> Version {
     if VERSION.load(Ordering::Acquire) == 2 {
         Version::V2
@@ -385,6 +395,7 @@ fn nr_status_frames(nr_grant_frames: u32) -> u32 {
 }
 
 /// Whether `gref` is an entry of the table as it is now.
+#[inline]
 fn in_table(gref: u32) -> bool {
     gref < SIZE.load(Ordering::Acquire)
 }
@@ -507,6 +518,7 @@ impl State {
     }
 
     /// Whether `gref` is on the free list.
+    #[inline]
     fn is_free(&self, gref: u32) -> bool {
         let i = gref as usize;
         match &self.free_bits {
@@ -521,6 +533,7 @@ impl State {
 
     /// Marks `gref` free or not in the bitmap. A plain read-modify-write of its word: the bitmap
     /// is only touched with the lock held.
+    #[inline]
     fn mark(&mut self, gref: u32, free: bool) {
         let i = gref as usize;
         if let Some(b) = self.bits() {

@@ -228,10 +228,12 @@ def format_side_by_side(run):
               if r["round_ratio_min"] is not None else "-")
         out.append(f"{r['frontend']:<9} {r['backend']:<8} {r['batch']:>5} {r['first']:>10,.0f} "
                    f"{r['second']:>10,.0f} {r['ratio']:>10.3f} {rr:>13}")
+    if run.get("gnttab"):
+        out.append(f"{'cycles/s':<52} {'domU':>10} {'domU2':>10} {'domU2/domU':>10} {'per round':>13}")
     for r in run.get("gnttab", []):
         rr = (f"{r['round_ratio_min']:.2f}-{r['round_ratio_max']:.2f}"
               if r["round_ratio_min"] is not None else "-")
-        out.append(f"{r['row']:<39} {r['first']:>10,.0f} {r['second']:>10,.0f} {r['ratio']:>10.3f} {rr:>13}"
+        out.append(f"{r['row']:<52} {r['first']:>10,.0f} {r['second']:>10,.0f} {r['ratio']:>10.3f} {rr:>13}"
                    + (f"   Rust/C {1 / r['ratio']:.3f}" if run.get("cores") and r["ratio"] else ""))
     return out
 
