@@ -50,7 +50,8 @@ fail() {
 	echo "not ok $n $*"
 }
 
-# check DESCRIPTION CMD...: one test; the command's output becomes diagnostics if it fails.
+# check DESCRIPTION CMD...: one test; the command's output becomes diagnostics if it fails. Its
+# status is the test's, so that `check ... && publish` and `check ... || diagnose` do what they say.
 check() {
 	desc=$1
 	shift
@@ -59,6 +60,7 @@ check() {
 	else
 		fail "$desc"
 		sed 's/^/# /' "$tmp"
+		return 1
 	fi
 }
 
