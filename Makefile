@@ -7,8 +7,9 @@
 #   make demo     boot Xen, dom0 and domU; the Rust demo pair's exchange, traced on both sides
 #   make bench    round trips per second of the four Rust/C demo pairings, batch 1 and 32, and
 #                 grant cycles: one boot under QEMU -icount (deterministic), one on wall time
-#                 (noisy); and a domU on the Rust cores side by side with a domU2 on the C cores
-#                 (the reference kernel); logs/bench.txt, bench.json, bench.svg
+#                 (noisy); and a domU on the Rust cores side by side with a domU2 on the C cores;
+#                 on the bench kernels (checkers off, obj-bench and obj-bench-c: ~10 min to build
+#                 the first time); logs/bench.txt, bench.json, bench.svg
 #   make soak     the Rust demo pair's connect/disconnect cycles, 1000 of each kind (SOAK_CYCLES=N),
 #                 with grants, event channels, module refcounts and slab memory checked afterwards
 #   make setup    install the toolchain, QEMU, Xen and the Linux source (idempotent)
@@ -20,7 +21,7 @@
 XR_CACHE ?= /var/cache/xen-rust
 export XR_CACHE
 
-.PHONY: all check check-full demo bench soak setup build reference series clean distclean
+.PHONY: all check check-full demo bench bench-kernels soak setup build reference series clean distclean
 all: build
 
 check:
@@ -43,10 +44,15 @@ demo: build
 reference: build
 	@bash tooling/build-reference.sh
 
-bench: reference
-	@python3 tools/testing/xen/xen-test.py bench --obj $(XR_CACHE)/obj --xen $(XR_CACHE)/xen/xen \
+# The bench kernels: the test kernel with its checkers off, Rust cores (obj-bench) and C cores
+# (obj-bench-c, the side-by-side domU2's).
+bench-kernels: build
+	@bash tooling/build-bench.sh
+
+bench: bench-kernels
+	@python3 tools/testing/xen/xen-test.py bench --obj $(XR_CACHE)/obj-bench --xen $(XR_CACHE)/xen/xen \
 		--xen-root $(XR_CACHE)/xen/root --logs logs --expect-kselftest xen_demo \
-		--domu2-obj $(XR_CACHE)/obj-c
+		--domu2-obj $(XR_CACHE)/obj-bench-c
 
 SOAK_CYCLES ?= 1000
 soak: build
@@ -61,4 +67,4 @@ clean:
 	rm -rf logs out
 
 distclean: clean
-	rm -rf $(XR_CACHE)/obj $(XR_CACHE)/obj-c $(XR_CACHE)/linux
+	rm -rf $(XR_CACHE)/obj $(XR_CACHE)/obj-c $(XR_CACHE)/obj-bench $(XR_CACHE)/obj-bench-c $(XR_CACHE)/linux

@@ -9,12 +9,17 @@
  *   gnttab_end_foreign_access_ref() and gnttab_free_grant_reference(), @cycles
  *   times;
  * - 32 in flight: gnttab_alloc_grant_references(32), then claim and grant 32,
- *   end and release 32, gnttab_free_grant_references(), @cycles / 32 times.
+ *   end and release 32, gnttab_free_grant_references(), @cycles / 32 times;
+ * and the two halves of the first, to tell where a difference comes from:
+ * - entries only: gnttab_grant_foreign_access_ref() and
+ *   gnttab_end_foreign_access_ref() on one reference, @cycles times;
+ * - allocation only: gnttab_alloc_grant_reference_seq(1) and
+ *   gnttab_free_grant_reference(), @cycles times.
  * Each loop runs @reps times; the fastest repetition counts, so that whatever
  * else the machine ran meanwhile (another domain's processes, which share the
  * CPU) does not. The times (ktime, so the guest's clock: deterministic under
- * QEMU -icount) are in the read-only parameters one_ns and batch_ns, and in a
- * log line. The module stays loaded until it is removed.
+ * QEMU -icount) are in the read-only parameters one_ns, batch_ns, entry_ns
+ * and alloc_ns, and in a log line. The module stays loaded until it is removed.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -38,11 +43,15 @@ static unsigned int reps = 16;
 module_param(reps, uint, 0444);
 MODULE_PARM_DESC(reps, "repetitions of each loop; the fastest counts (default 16)");
 
-static unsigned long long one_ns, batch_ns;
+static unsigned long long one_ns, batch_ns, entry_ns, alloc_ns;
 module_param(one_ns, ullong, 0444);
 MODULE_PARM_DESC(one_ns, "result: ns for @cycles cycles one at a time, fastest repetition");
 module_param(batch_ns, ullong, 0444);
 MODULE_PARM_DESC(batch_ns, "result: ns for @cycles cycles 32 in flight, fastest repetition");
+module_param(entry_ns, ullong, 0444);
+MODULE_PARM_DESC(entry_ns, "result: ns for @cycles grants and ends of one reference, fastest repetition");
+module_param(alloc_ns, ullong, 0444);
+MODULE_PARM_DESC(alloc_ns, "result: ns for @cycles allocations and frees of one reference, fastest repetition");
 
 static int one_at_a_time(unsigned long gfn, unsigned int n)
 {
@@ -86,12 +95,54 @@ static int in_flight(unsigned long gfn, unsigned int n)
 	return 0;
 }
 
+static int entries_only(unsigned long gfn, unsigned int n)
+{
+	grant_ref_t ref;
+	unsigned int i;
+	int rc = 0;
+
+	if (gnttab_alloc_grant_reference_seq(1, &ref))
+		return -ENOSPC;
+	for (i = 0; i < n; i++) {
+		gnttab_grant_foreign_access_ref(ref, 0, gfn, 1);
+		if (!gnttab_end_foreign_access_ref(ref)) {
+			rc = -EBUSY;
+			break;
+		}
+	}
+	gnttab_free_grant_reference(ref);
+	return rc;
+}
+
+static int alloc_only(unsigned int n)
+{
+	grant_ref_t ref;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		if (gnttab_alloc_grant_reference_seq(1, &ref))
+			return -ENOSPC;
+		gnttab_free_grant_reference(ref);
+	}
+	return 0;
+}
+
+/* Runs @call, a loop; its time goes to *@best if it is the fastest yet. */
+#define TIME_LOOP(best, call)				\
+	({						\
+		u64 __t0 = ktime_get_ns();		\
+		int __rc = (call);			\
+		u64 __t = ktime_get_ns() - __t0;	\
+		if (!__rc)				\
+			*(best) = min(*(best), __t);	\
+		__rc;					\
+	})
+
 static int __init xen_gnttab_bench_init(void)
 {
 	struct page *page;
 	unsigned long gfn;
 	unsigned int r;
-	u64 t0, t;
 	int rc;
 
 	if (!xen_domain())
@@ -109,23 +160,16 @@ static int __init xen_gnttab_bench_init(void)
 	if (rc)
 		goto out;
 
-	one_ns = batch_ns = U64_MAX;
-	for (r = 0; r < reps; r++) {
-		t0 = ktime_get_ns();
-		rc = one_at_a_time(gfn, cycles);
-		t = ktime_get_ns() - t0;
-		if (rc)
-			goto out;
-		one_ns = min(one_ns, t);
-		t0 = ktime_get_ns();
-		rc = in_flight(gfn, cycles);
-		t = ktime_get_ns() - t0;
-		if (rc)
-			goto out;
-		batch_ns = min(batch_ns, t);
-	}
-	pr_info("%u grant cycles one at a time in %llu ns, with 32 in flight in %llu ns (fastest of %u)\n",
-		cycles, one_ns, batch_ns, reps);
+	one_ns = batch_ns = entry_ns = alloc_ns = U64_MAX;
+	for (r = 0; r < reps && !rc; r++)
+		rc = TIME_LOOP(&one_ns, one_at_a_time(gfn, cycles)) ?:
+		     TIME_LOOP(&batch_ns, in_flight(gfn, cycles)) ?:
+		     TIME_LOOP(&entry_ns, entries_only(gfn, cycles)) ?:
+		     TIME_LOOP(&alloc_ns, alloc_only(cycles));
+	if (rc)
+		goto out;
+	pr_info("%u grant cycles one at a time in %llu ns, with 32 in flight in %llu ns; grant and end only in %llu ns, allocate and free only in %llu ns (fastest of %u)\n",
+		cycles, one_ns, batch_ns, entry_ns, alloc_ns, reps);
 out:
 	__free_page(page);
 	if (rc)

@@ -4,9 +4,12 @@
 A bench run prints one line per measurement in the domU (xen_demo.sh's bench mode):
 
     [domU] # bench: front=F back=B batch=N requests=R ns=T notifications=S interrupts=I
-    [domU] # bench: gnttab=one|batch32 cycles=N ns=T
+    [domU] # bench: gnttab=one|batch32|entry|alloc cycles=N ns=T
+    [domU] # bench: pv=blk-read|blk-write|net-rx|net-tx bytes=N ns=T
 
-(the second from xen_gnttab_bench: grant cycles through the grant table's C API).
+(the second from xen_gnttab_bench: grant cycles through the grant table's C API; the third from the
+stock PV drivers: xen-blkfront on xen-blkback, xen-netfront on xen-netback). The last two kinds are
+the "core" rows: they measure the Xen core the frontend domain's kernel runs.
 
 This module turns the lines of one or more runs (one per clock: QEMU -icount, and host wall time)
 into rows with the median and range of the rounds and the ratio to the C pair, adds the rows the
@@ -22,9 +25,17 @@ import subprocess
 BENCH_LINE = re.compile(r"^\[(domU2?)\] # bench: front=(\S+) back=(\S+) batch=(\d+) requests=(\d+) ns=(\d+)"
                         r"(?: notifications=(\d+) interrupts=(\d+))?$")
 
-GNTTAB_LINE = re.compile(r"^\[(domU2?)\] # bench: gnttab=(one|batch32) cycles=(\d+) ns=(\d+)$")
-GNTTAB_ROWS = {"one": "grant cycle (claim, grant, end, free), 1 in flight",
-               "batch32": "grant cycle, 32 in flight"}
+CORE_LINE = re.compile(r"^\[(domU2?)\] # bench: (?:gnttab=(one|batch32|entry|alloc) cycles|"
+                       r"pv=(blk-read|blk-write|net-rx|net-tx) bytes)=(\d+) ns=(\d+)$")
+# The core rows, in the order of the tables, with their units.
+CORE_ROWS = {"one": ("grant cycle (claim, grant, end, free), 1 in flight", "cycles/s"),
+             "batch32": ("grant cycle, 32 in flight", "cycles/s"),
+             "entry": ("  of which grant and end only (one reference)", "cycles/s"),
+             "alloc": ("  of which allocate and free only", "cycles/s"),
+             "blk-read": ("blkfront sequential read (O_DIRECT, 64 KiB)", "MB/s"),
+             "blk-write": ("blkfront sequential write (O_DIRECT, 64 KiB)", "MB/s"),
+             "net-rx": ("netfront TCP, dom0 to the domain", "MB/s"),
+             "net-tx": ("netfront TCP, the domain to dom0", "MB/s")}
 
 FRONTS = ("rust_xen_demo_front", "xen_demo_front")
 BACKS = ("rust_xen_demo_back", "xen_demo_back")
@@ -35,9 +46,6 @@ C_PAIR = ("xen_demo_front", "xen_demo_back")
 # What the replacement issues measure, once there is a Rust core to measure against the C one.
 # Printed as rows without numbers, so that the table says what is still to come.
 PENDING = [
-    ("blkfront sequential read", "MB/s", 12),
-    ("blkfront sequential write", "MB/s", 12),
-    ("netfront TCP", "MB/s", 12),
     ("xenbus attach to Connected, 1 device", "ms", 13),
     ("xenbus attach to Connected, 64 devices", "ms", 13),
     ("event storm interrupt rate", "irq/s", 14),
@@ -96,20 +104,23 @@ def parse(lines, domain="domU"):
     return rows
 
 
-def parse_gnttab(lines, domain="domU"):
-    """The grant cycle rows of one run in domain: per loop, the rounds' cycles per second."""
+def parse_core(lines, domain="domU"):
+    """The core rows of one run in domain: per row, the rounds' rates (cycles or MB per second)."""
     rounds = {}
     for line in lines:
-        m = GNTTAB_LINE.match(line)
-        if not m or m.group(1) != domain or int(m.group(4)) <= 0:
+        m = CORE_LINE.match(line)
+        if not m or m.group(1) != domain or int(m.group(5)) <= 0:
             continue
-        rounds.setdefault(m.group(2), []).append(int(m.group(3)) * 1e9 / int(m.group(4)))
-    return [{"row": GNTTAB_ROWS[k], "loop": k, "unit": "cycles/s", "median": median(v), "min": min(v),
-             "max": max(v), "rounds": v} for k, v in sorted(rounds.items(), key=lambda kv: kv[0] != "one")]
+        key = m.group(2) or m.group(3)
+        scale = 1e9 if m.group(2) else 1e3  # cycles per second; bytes per ns * 1e3 = MB/s
+        rounds.setdefault(key, []).append(int(m.group(4)) * scale / int(m.group(5)))
+    order = list(CORE_ROWS)
+    return [{"row": CORE_ROWS[k][0], "loop": k, "unit": CORE_ROWS[k][1], "median": median(v), "min": min(v),
+             "max": max(v), "rounds": v} for k, v in sorted(rounds.items(), key=lambda kv: order.index(kv[0]))]
 
 
-def gnttab_side_by_side(first, second):
-    """Grant cycle rows of the second frontend domain against the first, as side_by_side."""
+def core_side_by_side(first, second):
+    """Core rows of the second frontend domain against the first, as side_by_side."""
     other = {r["loop"]: r for r in second}
     rows = []
     for r in first:
@@ -117,7 +128,8 @@ def gnttab_side_by_side(first, second):
         if not o:
             continue
         pairs = [b / a for a, b in zip(r["rounds"], o["rounds"]) if a > 0]
-        rows.append({"row": r["row"], "loop": r["loop"], "first": r["median"], "second": o["median"],
+        rows.append({"row": r["row"], "loop": r["loop"], "unit": r["unit"], "first": r["median"],
+                     "second": o["median"],
                      "ratio": o["median"] / r["median"],
                      "round_ratio_min": min(pairs) if pairs else None,
                      "round_ratio_max": max(pairs) if pairs else None})
@@ -202,11 +214,12 @@ def format_run(run):
     return out
 
 
-def format_gnttab(rows, title):
-    out = [title, f"  {'':<52} {'cycles/s':>12} {'range':>21}"]
+def format_core(rows, title):
+    out = [title, f"  {'':<52} {'median':>12} {'':<8} {'range':>21}"]
     for r in rows:
-        rng = f"{r['min']:,.0f}-{r['max']:,.0f}"
-        out.append(f"  {r['row']:<52} {r['median']:>12,.0f} {rng:>21}")
+        rng = f"{r['min']:,.0f}-{r['max']:,.0f}" if r["median"] >= 1000 else f"{r['min']:,.1f}-{r['max']:,.1f}"
+        med = f"{r['median']:>12,.0f}" if r["median"] >= 1000 else f"{r['median']:>12,.1f}"
+        out.append(f"  {r['row']:<52} {med} {r['unit']:<8} {rng:>21}")
     return out
 
 
@@ -228,12 +241,13 @@ def format_side_by_side(run):
               if r["round_ratio_min"] is not None else "-")
         out.append(f"{r['frontend']:<9} {r['backend']:<8} {r['batch']:>5} {r['first']:>10,.0f} "
                    f"{r['second']:>10,.0f} {r['ratio']:>10.3f} {rr:>13}")
-    if run.get("gnttab"):
-        out.append(f"{'cycles/s':<52} {'domU':>10} {'domU2':>10} {'domU2/domU':>10} {'per round':>13}")
-    for r in run.get("gnttab", []):
+    if run.get("core"):
+        out.append(f"{'core rows (cycles/s, MB/s)':<52} {'domU':>10} {'domU2':>10} {'domU2/domU':>10} {'per round':>13}")
+    for r in run.get("core", []):
         rr = (f"{r['round_ratio_min']:.2f}-{r['round_ratio_max']:.2f}"
               if r["round_ratio_min"] is not None else "-")
-        out.append(f"{r['row']:<52} {r['first']:>10,.0f} {r['second']:>10,.0f} {r['ratio']:>10.3f} {rr:>13}"
+        fmt = ",.0f" if r["first"] >= 1000 else ",.1f"
+        out.append(f"{r['row']:<52} {r['first']:>10{fmt}} {r['second']:>10{fmt}} {r['ratio']:>10.3f} {rr:>13}"
                    + (f"   Rust/C {1 / r['ratio']:.3f}" if run.get("cores") and r["ratio"] else ""))
     return out
 
@@ -242,9 +256,10 @@ def format_report(report):
     out = []
     for run in report["runs"]:
         out += format_run(run) + [""]
-        if run.get("gnttab"):
-            out += format_gnttab(run["gnttab"], f"Grant cycles in the domU ({run['clock']} clock), "
-                                 f"median and range of {len(run['gnttab'][0]['rounds'])} rounds:") + [""]
+        if run.get("core"):
+            out += format_core(run["core"], f"Through the Xen core in the domU ({run['clock']} clock): grant "
+                               f"cycles, stock PV drivers; median and range of {len(run['core'][0]['rounds'])} "
+                               "rounds:") + [""]
     for run in report["side_by_side"]:
         out += format_side_by_side(run) + [""]
     out.append("To be measured by the replacement issues, Rust core against C core in one run:")
@@ -276,7 +291,7 @@ def svg_chart(report):
     for run in report["side_by_side"]:
         if not run.get("cores"):
             continue
-        for r in run.get("gnttab", []):
+        for r in run.get("core", []):
             if r["ratio"] and r["round_ratio_min"] and r["round_ratio_max"]:
                 # Rust core over C core: the inverse of domU2/domU, and of its range.
                 bars.append((f"{run['clock']}: Rust core / C core, {r['row'].split(' (')[0]}"
@@ -293,7 +308,7 @@ def svg_chart(report):
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="11">',
            '<text x="10" y="16" font-size="12">Ratios: demo round trips to the C pair at the same batch; '
-           'grant cycles, Rust core to C core (bar: median; whisker: rounds)</text>']
+           'grant cycles and PV drivers, Rust core to C core (bar: median; whisker: rounds)</text>']
     for i, (label, ratio, lo, hi_) in enumerate(bars):
         y = top + i * (bar_h + gap)
         colour = "#4878a8" if label.startswith("icount") else "#a0a0a0"

@@ -40,7 +40,11 @@
 #                     counts and unreclaimable slab memory compared with their baseline
 #                     Each bench round also times grant cycles in each frontend domain
 #                     (xen_gnttab_bench: the fastest of 16 loops of XEN_DEMO_BENCH_GNT cycles,
-#                     default 4096), when that module is there
+#                     default 4096), when that module is there, and the stock PV drivers in
+#                     each frontend domain: a disk (xen-blkfront on xen-blkback, a brd ramdisk of
+#                     XEN_DEMO_BENCH_BLK_MB MiB in dom0, default 16) read and written whole with
+#                     O_DIRECT, and XEN_DEMO_BENCH_NET_MB MiB (default 16) each way over TCP
+#                     (xen-netfront on xen-netback), when those modules are there
 #   XEN_DEMO_SOAK_SLACK_KB  slab growth the soak tolerates in each domain (default 512)
 #   XEN_DEMO_QUIET_FILE  bench, in dom0: a file that exists while a frontend domain measures, so
 #                     that whatever else runs in dom0 (a console relay) can keep still meanwhile
@@ -56,6 +60,8 @@ BENCH_N1=${XEN_DEMO_BENCH_N1:-2000}
 BENCH_N32=${XEN_DEMO_BENCH_N32:-20000}
 BENCH_ROUNDS=${XEN_DEMO_BENCH_ROUNDS:-5}
 BENCH_GNT=${XEN_DEMO_BENCH_GNT:-4096}
+BENCH_BLK_MB=${XEN_DEMO_BENCH_BLK_MB:-16}
+BENCH_NET_MB=${XEN_DEMO_BENCH_NET_MB:-16}
 SYNC_TIMEOUT=${XEN_DEMO_TIMEOUT:-300}
 QUIET_FILE=${XEN_DEMO_QUIET_FILE:-}
 DEVID=0
@@ -809,6 +815,8 @@ mode_bench() {
 		slots=$(peer_value slots) || bail "dom0 published no bench slot count"
 		echo "# slot $slot of $slots frontend domains in the bench"
 	fi
+	PV=
+	pv_wanted && PV=1 && pv_setup
 	# Rounds go round all four pairings, so that a slow phase of the emulator (TCG timings drift
 	# within a run) is shared out instead of landing on one pairing.
 	round=0
@@ -820,21 +828,26 @@ mode_bench() {
 			done
 		done
 		bench_gnttab
+		[ -n "$PV" ] && bench_pv
 	done
+	[ -n "$PV" ] && pv_teardown
 }
 
 # gnttab_one: time grant cycles with xen_gnttab_bench (C, through the grant table's API, so it
-# measures whichever core this kernel has), one line each for one at a time and 32 in flight:
-#   # bench: gnttab=one cycles=N ns=T
+# measures whichever core this kernel has), one line each for one at a time, 32 in flight, and
+# the two halves of one at a time (grant and end only, allocate and free only):
+#   # bench: gnttab=one|batch32|entry|alloc cycles=N ns=T
 gnttab_one() {
-	local n one batch
+	local n loop ns
 	mod_load xen_gnttab_bench cycles="$BENCH_GNT" || return 1
 	n=$(cat /sys/module/xen_gnttab_bench/parameters/cycles) || return 1
-	one=$(cat /sys/module/xen_gnttab_bench/parameters/one_ns) || return 1
-	batch=$(cat /sys/module/xen_gnttab_bench/parameters/batch_ns) || return 1
-	rmmod xen_gnttab_bench || return 1
-	echo "# bench: gnttab=one cycles=$n ns=$one" >"$tmp.bench"
-	echo "# bench: gnttab=batch32 cycles=$n ns=$batch" >>"$tmp.bench"
+	: >"$tmp.bench"
+	for loop in one batch entry alloc; do
+		ns=$(cat /sys/module/xen_gnttab_bench/parameters/${loop}_ns) || return 1
+		[ "$loop" = batch ] && loop=batch32
+		echo "# bench: gnttab=$loop cycles=$n ns=$ns" >>"$tmp.bench"
+	done
+	rmmod xen_gnttab_bench
 }
 
 # bench_gnttab: the grant cycle timing of a round, each frontend domain in its turn (the order turns
@@ -849,6 +862,144 @@ measure_gnttab() {
 	check "$p" gnttab_one
 	cat "$tmp.bench" 2>/dev/null
 	rm -f "$tmp.bench"
+}
+
+# --- Bench mode: the stock PV drivers ------------------------------------------------------------
+
+# Each frontend domain gets a disk, a brd ramdisk in dom0 (/dev/ram$slot) on xen-blkback, and a vif
+# on xen-netback with a point-to-point link of its own, 10.0.$((slot + 1)).0/24 (scripts/xr-vif).
+# Every round, each frontend domain in its turn reads the whole disk and writes it with O_DIRECT
+# (so that each request goes through blkfront's ring and grants, not the page cache), and receives
+# and sends BENCH_NET_MB MiB over TCP from and to dom0's nc. One line per measurement:
+#   # bench: pv=blk-read|blk-write|net-rx|net-tx bytes=N ns=T
+PV_MODS="brd xen-blkback xen-blkfront xen-netback xen-netfront"
+PV_RX_PORT=5101
+PV_TX_PORT=5102
+PV_HOTPLUG=/etc/xen/scripts
+
+pv_wanted() {
+	local m
+	[ -n "$MODDIR" ] || return 1
+	for m in $PV_MODS; do
+		[ -e "$MODDIR/$m.ko" ] || return 1
+	done
+}
+
+# now_ns: the monotonic clock in ns (busybox's date has no %N): the first line of
+# /proc/timer_list, "now at N nsecs".
+now_ns() { sed -n '/^now at /{s/^now at \([0-9]*\) nsecs$/\1/p;q}' /proc/timer_list; }
+
+# pv_time ROW BYTES CMD...: run CMD, which moves BYTES bytes, and write its bench line.
+pv_time() {
+	local row=$1 bytes=$2 t0 t1
+	shift 2
+	t0=$(now_ns) || return 1
+	"$@" || return 1
+	t1=$(now_ns) || return 1
+	[ -n "$t0" ] && [ -n "$t1" ] || { echo "no clock in /proc/timer_list"; return 1; }
+	echo "# bench: pv=$row bytes=$bytes ns=$((t1 - t0))" >>"$tmp.bench"
+}
+
+# dd_moved FILE MIB: busybox dd's report in FILE (it has no byte count) says it copied MIB MiB in
+# whole 64 KiB blocks, and nothing more.
+dd_moved() {
+	grep -q "^$(($2 * 16))+0 records in" "$1" || { echo "dd did not copy $2 MiB in 64 KiB blocks:"; cat "$1"; return 1; }
+}
+
+pv_blk_read() { dd if=/dev/xvda of=/dev/null bs=64k iflag=direct 2>"$tmp.dd" && dd_moved "$tmp.dd" "$BENCH_BLK_MB"; }
+pv_blk_write() {
+	dd if=/dev/zero of=/dev/xvda bs=64k count=$((BENCH_BLK_MB * 16)) oflag=direct 2>"$tmp.dd" &&
+		dd_moved "$tmp.dd" "$BENCH_BLK_MB"
+}
+# Received by dd in whole blocks, whose report counts them (a receiving nc's stdout to a file would
+# time the file system too). busybox's small nc: -e runs a program on the connection.
+pv_net_rx() {
+	timeout 120 nc "$PV_DOM0_IP" $PV_RX_PORT -e dd of=/dev/null bs=64k iflag=fullblock </dev/null \
+		2>"$tmp.dd" && dd_moved "$tmp.dd" "$BENCH_NET_MB"
+}
+# Ends when dom0's dd has read to the end and closed the connection.
+pv_net_tx() { timeout 120 nc "$PV_DOM0_IP" $PV_TX_PORT </tmp/pv-data; }
+
+pv_setup() {
+	local d i=0
+	if on dom0; then
+		check "bench pv: load brd ($slots ramdisks of $BENCH_BLK_MB MiB)" \
+			mod_load brd rd_nr="$slots" rd_size=$((BENCH_BLK_MB * 1024))
+		check "bench pv: load xen-blkback" mod_load xen-blkback
+		check "bench pv: load xen-netback" mod_load xen-netback
+		check "bench pv: $BENCH_NET_MB MiB to send" \
+			dd if=/dev/zero of=/tmp/pv-data bs=1M count="$BENCH_NET_MB"
+		# One server for every link (-ll: for every connection): what dom0 sends (net-rx) and a
+		# sink (net-tx).
+		nc -ll -p $PV_RX_PORT -e cat /tmp/pv-data 2>/dev/null &
+		PV_RX_PID=$!
+		nc -ll -p $PV_TX_PORT -e dd of=/dev/null 2>/dev/null &
+		PV_TX_PID=$!
+		for d in $DOMUS; do
+			check "bench pv: xl block-attach domain $d" timeout 60 xl block-attach "$d" \
+				"format=raw,vdev=xvda,access=rw,backendtype=phy,script=$PV_HOTPLUG/xr-block,target=/dev/ram$i"
+			check "bench pv: xl network-attach domain $d" timeout 60 xl network-attach "$d" \
+				mac=00:16:3e:00:01:$((i + 10)) ip=10.0.$((i + 1)).2 script=$PV_HOTPLUG/xr-vif
+			i=$((i + 1))
+		done
+	fi
+	barrier "bench pv attached"
+	if on domU; then
+		PV_DOM0_IP=10.0.$((slot + 1)).1
+		check "bench pv: load xen-blkfront" mod_load xen-blkfront
+		check "bench pv: /dev/xvda appears" wait_until 60 /dev/xvda test -b /dev/xvda
+		check "bench pv: load xen-netfront" mod_load xen-netfront
+		check "bench pv: eth0 appears" wait_until 60 eth0 test -e /sys/class/net/eth0
+		check "bench pv: eth0 up as 10.0.$((slot + 1)).2" \
+			sh -c "ip link set eth0 up && ip addr add 10.0.$((slot + 1)).2/24 dev eth0"
+		check "bench pv: dom0 answers a ping" wait_until 60 "a ping reply" ping -c 1 -W 2 "$PV_DOM0_IP"
+		check "bench pv: $BENCH_NET_MB MiB to send" \
+			dd if=/dev/zero of=/tmp/pv-data bs=1M count="$BENCH_NET_MB"
+		# Warm-up: the disk's and the link's first use (blkfront's persistent grants, ARP).
+		check "bench pv: warm-up" sh -c "dd if=/dev/xvda of=/dev/null bs=64k count=16 iflag=direct 2>/dev/null &&
+			timeout 60 nc $PV_DOM0_IP $PV_RX_PORT -e dd of=/dev/null </dev/null 2>/dev/null"
+	fi
+	barrier "bench pv ready"
+}
+
+measure_pv() {
+	local blk=$((BENCH_BLK_MB << 20)) net=$((BENCH_NET_MB << 20))
+	rm -f "$tmp.bench"
+	check "$p: blk read, $BENCH_BLK_MB MiB" pv_time blk-read $blk pv_blk_read
+	check "$p: blk write, $BENCH_BLK_MB MiB" pv_time blk-write $blk pv_blk_write
+	check "$p: TCP from dom0, $BENCH_NET_MB MiB" pv_time net-rx $net pv_net_rx
+	check "$p: TCP to dom0, $BENCH_NET_MB MiB" pv_time net-tx $net pv_net_tx
+	cat "$tmp.bench" 2>/dev/null
+	rm -f "$tmp.bench"
+}
+
+bench_pv() {
+	p="bench round $round, PV drivers"
+	in_turns "bench pv turn $round" measure_pv
+}
+
+# pv_teardown: the disks and vifs detached while their frontends are there to close them, then
+# every module unloaded.
+pv_teardown() {
+	local d
+	barrier "bench pv done"
+	if on dom0; then
+		for d in $DOMUS; do
+			check "bench pv: xl block-detach domain $d" timeout 60 xl block-detach "$d" xvda
+			check "bench pv: xl network-detach domain $d" timeout 60 xl network-detach "$d" 0
+		done
+		kill $PV_RX_PID $PV_TX_PID 2>/dev/null
+		wait $PV_RX_PID $PV_TX_PID 2>/dev/null
+	fi
+	barrier "bench pv detached"
+	if on domU; then
+		check "bench pv: xvda is gone" wait_until 30 "/dev/xvda to go" sh -c "! test -e /dev/xvda"
+		check "bench pv: eth0 is gone" wait_until 30 "eth0 to go" sh -c "! test -e /sys/class/net/eth0"
+		check "bench pv: unload xen-blkfront and xen-netfront" rmmod xen-blkfront xen-netfront
+	else
+		check "bench pv: unload the backends and brd" rmmod xen-blkback xen-netback brd
+	fi
+	rm -f /tmp/pv-data
 }
 
 # back_unload B: unbind backend B from every frontend domain's device, then unload it. Not while
