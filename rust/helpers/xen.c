@@ -133,6 +133,92 @@ __rust_helper unsigned long rust_helper_gfn_to_pfn(unsigned long gfn)
 	return gfn_to_pfn(gfn);
 }
 
+__rust_helper unsigned long rust_helper_pfn_to_gfn(unsigned long pfn)
+{
+	return pfn_to_gfn(pfn);
+}
+
+/* The page flags and fields the grant mapping helpers of the Rust core use. */
+__rust_helper int rust_helper_page_count(const struct page *page)
+{
+	return page_count(page);
+}
+
+__rust_helper unsigned long rust_helper_xen_page_to_xen_pfn(struct page *page)
+{
+	return page_to_xen_pfn(page);
+}
+
+__rust_helper bool rust_helper_PagePrivate(const struct page *page)
+{
+	return PagePrivate(page);
+}
+
+__rust_helper void rust_helper_SetPagePrivate(struct page *page)
+{
+	SetPagePrivate(page);
+}
+
+__rust_helper void rust_helper_ClearPagePrivate(struct page *page)
+{
+	ClearPagePrivate(page);
+}
+
+__rust_helper void rust_helper_SetPageForeign(struct page *page)
+{
+	SetPageForeign(page);
+}
+
+__rust_helper void rust_helper_ClearPageForeign(struct page *page)
+{
+	ClearPageForeign(page);
+}
+
+__rust_helper struct xen_page_foreign *rust_helper_xen_page_foreign(struct page *page)
+{
+	return xen_page_foreign(page);
+}
+
+/* The page cache of grant mappings links its pages through page->lru. */
+__rust_helper struct list_head *rust_helper_xen_page_lru(struct page *page)
+{
+	return &page->lru;
+}
+
+__rust_helper struct page *rust_helper_xen_lru_to_page(struct list_head *lru)
+{
+	return list_entry(lru, struct page, lru);
+}
+
+__rust_helper void rust_helper_list_add(struct list_head *new, struct list_head *head)
+{
+	list_add(new, head);
+}
+
+__rust_helper void rust_helper_list_del(struct list_head *entry)
+{
+	list_del(entry);
+}
+
+__rust_helper bool rust_helper_list_empty(const struct list_head *head)
+{
+	return list_empty(head);
+}
+
+/* spin_lock_irqsave() is a macro that assigns its flags argument. */
+__rust_helper unsigned long rust_helper_xen_spin_lock_irqsave(spinlock_t *lock)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(lock, flags);
+	return flags;
+}
+
+__rust_helper void rust_helper_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
+{
+	spin_unlock_irqrestore(lock, flags);
+}
+
 #ifdef CONFIG_X86
 __rust_helper u32 rust_helper_xen_cpuid_base(void)
 {

@@ -14,7 +14,9 @@
  *   the exports are checked against <xen/grant_table.h>;
  * - the data object xen_auto_xlat_grant_frames;
  * - the deferred-free timer (there is no timer_list abstraction), and
- *   in_atomic(), which Rust cannot ask.
+ *   in_atomic(), which Rust cannot ask;
+ * - pr_warn_ratelimited() (a static ratelimit state per call site, which
+ *   the kernel crate has no macro for).
  */
 
 #define pr_fmt(fmt) "xen:grant_table: " fmt
@@ -25,6 +27,7 @@
 #include <linux/irqflags.h>
 #include <linux/jiffies.h>
 #include <linux/moduleparam.h>
+#include <linux/printk.h>
 #include <linux/seq_file.h>
 #include <linux/timer.h>
 
@@ -67,6 +70,12 @@ bool xen_gnttab_in_atomic(void)
 	return in_atomic() || irqs_disabled();
 }
 
+/* gnttab_map_refs() in grant_table/pages.rs, when the hypervisor's maptrack is full. */
+void xen_gnttab_warn_maptrack_full(void)
+{
+	pr_warn_ratelimited("maptrack limit reached, can't map all guest pages\n");
+}
+
 EXPORT_SYMBOL_GPL(gnttab_grant_foreign_access_ref);
 EXPORT_SYMBOL_GPL(gnttab_grant_foreign_access);
 EXPORT_SYMBOL_GPL(gnttab_end_foreign_access_ref);
@@ -86,6 +95,22 @@ EXPORT_SYMBOL_GPL(gnttab_max_grant_frames);
 EXPORT_SYMBOL_GPL(gnttab_setup_auto_xlat_frames);
 EXPORT_SYMBOL_GPL(gnttab_free_auto_xlat_frames);
 EXPORT_SYMBOL_GPL(gnttab_init);
+/* The page and mapping helpers, grant_table/pages.rs (gnttab_foreach_grant is not exported). */
+EXPORT_SYMBOL_GPL(gnttab_pages_set_private);
+EXPORT_SYMBOL_GPL(gnttab_alloc_pages);
+EXPORT_SYMBOL_GPL(gnttab_page_cache_init);
+EXPORT_SYMBOL_GPL(gnttab_page_cache_get);
+EXPORT_SYMBOL_GPL(gnttab_page_cache_put);
+EXPORT_SYMBOL_GPL(gnttab_page_cache_shrink);
+EXPORT_SYMBOL_GPL(gnttab_pages_clear_private);
+EXPORT_SYMBOL_GPL(gnttab_free_pages);
+EXPORT_SYMBOL_GPL(gnttab_batch_map);
+EXPORT_SYMBOL_GPL(gnttab_batch_copy);
+EXPORT_SYMBOL_GPL(gnttab_foreach_grant_in_range);
+EXPORT_SYMBOL_GPL(gnttab_map_refs);
+EXPORT_SYMBOL_GPL(gnttab_unmap_refs);
+EXPORT_SYMBOL_GPL(gnttab_unmap_refs_async);
+EXPORT_SYMBOL_GPL(gnttab_unmap_refs_sync);
 
 /* __init: the initcall runs once at boot, as grant-table.c's does. */
 static int __init __gnttab_init(void)

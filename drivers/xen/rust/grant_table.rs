@@ -16,11 +16,16 @@
 //! - the table's growth (`GNTTABOP_setup_table` and the arch back end), version negotiation,
 //!   init, suspend and resume, and the auto-translated frames of HVM and PVH guests.
 //!
-//! The page, map, unmap and copy helpers share no state with this core and stay in C
-//! (`drivers/xen/grant-table-pages.c`). `drivers/xen/rust/grant-table-glue.c` holds what Rust
-//! in this kernel cannot express: the initcall at its level, the module parameters under their
-//! C names, the `EXPORT_SYMBOL_GPL` lines, the deferred timer (there is no `timer_list`
-//! abstraction) and the debugfs file.
+//! The page, map, unmap and copy helpers, which share no state with this core, are in [`pages`]
+//! (C keeps them in `drivers/xen/grant-table-pages.c`). `drivers/xen/rust/grant-table-glue.c`
+//! holds what Rust in this kernel cannot express: the initcall at its level, the module
+//! parameters under their C names, the `EXPORT_SYMBOL_GPL` lines, the deferred timer (there is no
+//! `timer_list` abstraction), a ratelimited warning and the debugfs file.
+//!
+//! Unlike the C core, no caller can corrupt the free list: a reference that is out of range, is
+//! already free, or is not allocated is reported with a warning and refused, and every access to
+//! the free list and the shared entries is bounds-checked. Nothing here sleeps, allocates with
+//! `GFP_KERNEL` or panics on the paths that run in interrupt context.
 //!
 //! Unlike the C core, no caller can corrupt the free list: a reference that is out of range, is
 //! already free, or is not allocated is reported with a warning and refused, and every access to
@@ -65,6 +70,9 @@ use kernel::{
     sync::global_lock,
     warn_on, //
 };
+
+#[path = "grant_table/pages.rs"]
+pub mod pages;
 
 /// The prefix of this crate's messages: the same as `pr_fmt` gives grant-table.c.
 const __LOG_PREFIX: &[u8] = b"xen:grant_table\0";

@@ -10,13 +10,23 @@ use core::{
     ptr,
     sync::atomic::{
         AtomicU32,
+        AtomicU64,
         Ordering, //
     },
 };
 use kernel::{
     bindings,
-    ffi::c_void,
-    prelude::*, //
+    ffi::{
+        c_uint,
+        c_ulong,
+        c_void, //
+    },
+    page::{
+        Page,
+        PAGE_SIZE, //
+    },
+    prelude::*,
+    types::Opaque, //
 };
 
 module! {
@@ -73,6 +83,52 @@ extern "C" fn count_call(arg: *mut c_void) {
     if arg as usize == 0x5a {
         CALLS.fetch_add(100, Ordering::SeqCst);
     }
+}
+
+/// The size of a Xen page: a grant's.
+const XEN_PAGE_SIZE: usize = 1 << bindings::XEN_PAGE_SHIFT;
+
+/// The calls `record_grant` saw, as (gfn, offset, len), up to `MAX_SEEN`.
+const MAX_SEEN: usize = 8;
+static SEEN: [AtomicU64; MAX_SEEN * 3] = [const { AtomicU64::new(0) }; MAX_SEEN * 3];
+static NR_SEEN: AtomicU32 = AtomicU32::new(0);
+
+/// The `xen_grant_fn_t` of the tests: records its arguments; `data` must be 0x5a.
+extern "C" fn record_grant(gfn: c_ulong, offset: c_uint, len: c_uint, data: *mut c_void) {
+    let i = NR_SEEN.fetch_add(1, Ordering::SeqCst) as usize;
+    if data as usize != 0x5a {
+        return;
+    }
+    for (k, v) in [gfn as u64, u64::from(offset), u64::from(len)]
+        .into_iter()
+        .enumerate()
+    {
+        if let Some(slot) = SEEN.get(i * 3 + k) {
+            slot.store(v, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The calls recorded since the last `seen()`.
+fn seen() -> KVec<(u64, u64, u64)> {
+    let n = (NR_SEEN.swap(0, Ordering::SeqCst) as usize).min(MAX_SEEN);
+    let mut v = KVec::new();
+    for i in 0..n {
+        let get = |k: usize| {
+            SEEN.get(i * 3 + k)
+                .map_or(u64::MAX, |a| a.load(Ordering::SeqCst))
+        };
+        let _ = v.push((get(0), get(1), get(2)), GFP_KERNEL);
+    }
+    v
+}
+
+fn xen_gfn(page: &Page, n: usize) -> u64 {
+    // SAFETY: `page` is a valid page.
+    let first = unsafe { bindings::xen_page_to_gfn(page.as_ptr()) } as u64;
+    // Within one page the Xen pages are consecutive in the guest's frame numbers; on x86 there is
+    // one per page.
+    first + n as u64
 }
 
 #[kunit_tests(rust_xen_gnttab_core)]
@@ -181,6 +237,106 @@ mod tests {
         assert_eq!(CALLS.load(Ordering::SeqCst), 101);
         release_list(head);
         assert_eq!(free_refs(), before);
+        Ok(())
+    }
+
+    #[test]
+    fn foreach_grant_in_range_cuts_at_the_page_end() -> Result {
+        let page = Page::alloc_page(GFP_KERNEL)?;
+        let _ = seen();
+        // SAFETY: `page` is valid; `record_grant` may be called with any data.
+        unsafe {
+            bindings::gnttab_foreach_grant_in_range(
+                page.as_ptr(),
+                100,
+                3 * PAGE_SIZE as c_uint,
+                Some(record_grant),
+                0x5a as *mut c_void,
+            )
+        };
+        let calls = seen();
+        // From offset 100 to the end of the page, one call per Xen page it touches.
+        let want = PAGE_SIZE / XEN_PAGE_SIZE - 100 / XEN_PAGE_SIZE;
+        assert_eq!(calls.len(), want);
+        let mut total = 0;
+        for (i, &(gfn, off, len)) in calls.iter().enumerate() {
+            assert_eq!(gfn, xen_gfn(&page, 100 / XEN_PAGE_SIZE + i));
+            assert_eq!(
+                off,
+                if i == 0 {
+                    (100 % XEN_PAGE_SIZE) as u64
+                } else {
+                    0
+                }
+            );
+            assert!(len > 0 && off + len <= XEN_PAGE_SIZE as u64);
+            total += len;
+        }
+        assert_eq!(total, (PAGE_SIZE - 100) as u64);
+        Ok(())
+    }
+
+    #[test]
+    fn batch_copy_copies_between_local_frames() -> Result {
+        let src = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
+        let dst = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
+        let pattern: [u8; 64] = core::array::from_fn(|i| (i as u8).wrapping_mul(7).wrapping_add(3));
+        // SAFETY: `src` is a page of ours; 64 bytes at offset 128 are inside it.
+        unsafe { src.write_raw(pattern.as_ptr(), 128, pattern.len())? };
+        let mut op = bindings::gnttab_copy::default();
+        // SAFETY: The pages are valid.
+        unsafe {
+            op.source.u.gmfn = bindings::xen_page_to_gfn(src.as_ptr());
+            op.dest.u.gmfn = bindings::xen_page_to_gfn(dst.as_ptr());
+        }
+        op.source.domid = bindings::DOMID_SELF as u16;
+        op.dest.domid = bindings::DOMID_SELF as u16;
+        op.source.offset = 128;
+        op.dest.offset = 256;
+        op.len = pattern.len() as u16;
+        op.status = 1;
+        // SAFETY: One valid copy operation between two local frames of ours.
+        unsafe { bindings::gnttab_batch_copy(&mut op, 1) };
+        assert_eq!(i32::from(op.status), bindings::GNTST_okay as i32);
+        let mut back = [0u8; 64];
+        // SAFETY: 64 bytes at offset 256 are inside `dst`, which is ours.
+        unsafe { dst.read_raw(back.as_mut_ptr(), 256, back.len())? };
+        assert_eq!(back, pattern);
+        Ok(())
+    }
+
+    #[test]
+    fn page_cache_reuses_its_pages_and_shrinks() -> Result {
+        let cache = KBox::new(Opaque::<bindings::gnttab_page_cache>::uninit(), GFP_KERNEL)?;
+        let c = cache.get();
+        let mut page: *mut bindings::page = ptr::null_mut();
+        // SAFETY: `c` is valid for writes and not in use.
+        unsafe { bindings::gnttab_page_cache_init(c) };
+        // An empty cache allocates a page for grant mappings.
+        // SAFETY: The cache is initialised; `page` has room for a pointer.
+        assert_eq!(unsafe { bindings::gnttab_page_cache_get(c, &mut page) }, 0);
+        assert!(!page.is_null());
+        // SAFETY: `page` is a valid page.
+        assert!(unsafe { bindings::PagePrivate(page) });
+        let first = page;
+        // SAFETY: `page` came from the cache and is not mapped.
+        unsafe { bindings::gnttab_page_cache_put(c, &mut page, 1) };
+        // SAFETY: The cache is initialised.
+        assert_eq!(unsafe { (*c).num_pages }, 1);
+        page = ptr::null_mut();
+        // The cached page comes back.
+        // SAFETY: As above.
+        assert_eq!(unsafe { bindings::gnttab_page_cache_get(c, &mut page) }, 0);
+        assert_eq!(page, first);
+        // SAFETY: As above.
+        assert_eq!(unsafe { (*c).num_pages }, 0);
+        // SAFETY: As above.
+        unsafe { bindings::gnttab_page_cache_put(c, &mut page, 1) };
+        // Shrinking to nothing frees it (and clears its private mark).
+        // SAFETY: The cache is initialised.
+        unsafe { bindings::gnttab_page_cache_shrink(c, 0) };
+        // SAFETY: As above.
+        assert_eq!(unsafe { (*c).num_pages }, 0);
         Ok(())
     }
 
