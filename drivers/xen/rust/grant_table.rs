@@ -26,13 +26,11 @@
 //! already free, or is not allocated is reported with a warning and refused, and every access to
 //! the free list and the shared entries is bounds-checked. Nothing here sleeps, allocates with
 //! `GFP_KERNEL` or panics on the paths that run in interrupt context.
-//!
-//! Unlike the C core, no caller can corrupt the free list: a reference that is out of range, is
-//! already free, or is not allocated is reported with a warning and refused, and every access to
-//! the free list and the shared entries is bounds-checked. Nothing here sleeps, allocates with
-//! `GFP_KERNEL` or panics on the paths that run in interrupt context.
 
 use core::{
+    cell::UnsafeCell,
+    marker::PhantomData,
+    mem::MaybeUninit,
     ptr,
     sync::atomic::{
         fence,
@@ -67,7 +65,6 @@ use kernel::{
         PAGE_SIZE, //
     },
     prelude::*,
-    sync::global_lock,
     warn_on, //
 };
 
@@ -298,9 +295,19 @@ impl DeferredQueue {
 }
 
 /// The grant table's state that `gnttab_list_lock` protects in C.
+///
+/// # Invariants
+///
+/// `free_words` is null, or points to the words of `free_bits`' bitmap, which has `free_nbits`
+/// bits; `free_bits` is set once (by `init`) and never replaced or dropped after that.
 struct State {
     /// One bit per reference, set when it is on the free list.
     free_bits: Option<BitmapVec>,
+    /// The words of `free_bits`, reached directly on the allocation and free paths (the
+    /// kernel crate's accessors are calls into another crate).
+    free_words: *mut usize,
+    /// The number of bits of `free_bits`.
+    free_nbits: usize,
     /// Number of references in the table (`gnttab_size`).
     size: u32,
     /// Number of grant frames set up (`nr_grant_frames`).
@@ -319,25 +326,124 @@ struct State {
     deferred: DeferredQueue,
 }
 
-// SAFETY: The raw pointers in `State` (the callback list, the deferred pages) are owned by the
-// grant table while it holds them and are only used under its lock; none is tied to a thread.
+// SAFETY: The raw pointers in `State` (the callback list, the deferred pages, the bitmap's
+// words) are owned by the grant table while it holds them and are only used under its lock; none
+// is tied to a thread.
 unsafe impl Send for State {}
 
-global_lock! {
-    // SAFETY: `gnttab_init` initialises the lock before anything else uses it: every other
-    // entry point checks `READY`, which `gnttab_init` sets after the lock is initialised.
-    unsafe(uninit) static GNTTAB: SpinLockIrq<State> = State {
-        free_bits: None,
-        size: 0,
-        nr_frames: 0,
-        free_count: 0,
-        head: LIST_END,
-        last_free: LIST_END,
-        tail: Tail::None,
-        callbacks: ptr::null_mut(),
-        deferred: DeferredQueue::new(),
-    };
+/// A spinlock taken with `spin_lock_irqsave()`, as grant-table.c takes `gnttab_list_lock`.
+///
+/// Not `kernel::sync::SpinLockIrq`: that one nests interrupt disabling through a per-CPU count
+/// (`local_interrupt_disable()`) and reaches the lock through calls into the kernel crate, which
+/// is not inlined across crates; on a grant cycle, which takes the lock twice, that was a good
+/// part of the Rust core's gap to C in `make bench`. This is the plain C lock, for one static.
+///
+/// # Invariants
+///
+/// `lock` is initialised by [`IrqSaveLock::init`] before [`IrqSaveLock::lock`] is first called,
+/// and `data` is only reached through a guard, with `lock` held.
+struct IrqSaveLock<T> {
+    /// Not an `Opaque`: its accessor is a call into the kernel crate on this path.
+    lock: UnsafeCell<MaybeUninit<bindings::spinlock_t>>,
+    data: UnsafeCell<T>,
 }
+
+// SAFETY: `data` is only reached with the lock held (type invariant), and `T: Send` may be used
+// from any thread.
+unsafe impl<T: Send> Sync for IrqSaveLock<T> {}
+
+impl<T> IrqSaveLock<T> {
+    const fn new(data: T) -> Self {
+        Self {
+            lock: UnsafeCell::new(MaybeUninit::uninit()),
+            data: UnsafeCell::new(data),
+        }
+    }
+
+    #[inline]
+    fn raw(&self) -> *mut bindings::spinlock_t {
+        self.lock.get().cast()
+    }
+
+    /// Initialises the lock.
+    ///
+    /// # Safety
+    ///
+    /// Called once, before any [`IrqSaveLock::lock`], and not concurrently with anything else
+    /// on this lock.
+    unsafe fn init(&'static self) {
+        // SAFETY: The lock is not in use (the caller's guarantee); the name and class are static.
+        unsafe {
+            bindings::__spin_lock_init(
+                self.raw(),
+                c"gnttab_list_lock".as_char_ptr(),
+                kernel::static_lock_class!().as_ptr(),
+            )
+        };
+    }
+
+    /// Takes the lock with interrupts off; they are restored when the guard goes.
+    #[inline]
+    fn lock(&self) -> IrqSaveGuard<'_, T> {
+        // SAFETY: The lock is initialised (type invariant).
+        let flags = unsafe { bindings::xen_spin_lock_irqsave(self.raw()) };
+        IrqSaveGuard {
+            lock: self,
+            flags,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+/// The holder of an [`IrqSaveLock`]: it must be dropped on the CPU that took it, with the
+/// interrupt state it saved, hence not `Send`.
+struct IrqSaveGuard<'a, T> {
+    lock: &'a IrqSaveLock<T>,
+    flags: c_ulong,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<T> core::ops::Deref for IrqSaveGuard<'_, T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: The lock is held while the guard lives, so nothing else reaches `data`.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T> core::ops::DerefMut for IrqSaveGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: As above, and `&mut self` makes this the only reference through the guard.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+
+impl<T> Drop for IrqSaveGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: The lock is held by this guard, with these saved flags.
+        unsafe { bindings::spin_unlock_irqrestore(self.lock.raw(), self.flags) };
+    }
+}
+
+/// The grant table's state and its lock. `gnttab_init` initialises the lock before anything else
+/// uses it: every other entry point checks `READY` (or `LOCK_READY`), which is set after that.
+static GNTTAB: IrqSaveLock<State> = IrqSaveLock::new(State {
+    free_bits: None,
+    free_words: ptr::null_mut(),
+    free_nbits: 0,
+    size: 0,
+    nr_frames: 0,
+    free_count: 0,
+    head: LIST_END,
+    last_free: LIST_END,
+    tail: Tail::None,
+    callbacks: ptr::null_mut(),
+    deferred: DeferredQueue::new(),
+});
 
 /// Set once the lock is initialised and the table is set up.
 static READY: AtomicBool = AtomicBool::new(false);
@@ -413,11 +519,11 @@ fn in_table(gref: u32) -> bool {
 
 /// Writes a valid entry granting `domid` access to `frame`: domid and frame first, then the
 /// flags with release ordering, so that Xen never sees the flags before the rest.
+#[inline]
 fn update_entry(gref: u32, domid: u16, frame: c_ulong, flags: u16) {
     let shared = SHARED.load(Ordering::Acquire);
     if shared.is_null() || !in_table(gref) {
-        pr_err!("granting g.e. {:#x}: not in the table\n", gref);
-        warn_on!(true);
+        not_in_table("granting", gref);
         return;
     }
     match version() {
@@ -449,12 +555,21 @@ fn update_entry(gref: u32, domid: u16, frame: c_ulong, flags: u16) {
     }
 }
 
+/// Reports a reference outside the table, which the caller then refuses. Out of line and cold,
+/// so that the grant and end paths do not pay for formatting a message they never print.
+#[cold]
+#[inline(never)]
+fn not_in_table(what: &str, gref: u32) {
+    pr_err!("{} g.e. {:#x}: not in the table\n", what, gref);
+    warn_on!(true);
+}
+
 /// Ends foreign access to `gref` unless the peer has it mapped; true if it ended.
+#[inline]
 fn end_access(gref: u32) -> bool {
     let shared = SHARED.load(Ordering::Acquire);
     if shared.is_null() || !in_table(gref) {
-        pr_err!("ending g.e. {:#x}: not in the table\n", gref);
-        warn_on!(true);
+        not_in_table("ending", gref);
         return false;
     }
     match version() {
@@ -521,22 +636,28 @@ fn read_frame(gref: u32) -> Option<c_ulong> {
 // The free list. Every function here runs with the lock held (it takes `&mut State`).
 
 impl State {
-    fn bits(&mut self) -> Option<&mut BitmapVec> {
-        self.free_bits.as_mut()
+    /// Sets the free bitmap, once.
+    fn set_bits(&mut self, bits: BitmapVec) {
+        if self.free_bits.is_some() {
+            return;
+        }
+        let bits = self.free_bits.insert(bits);
+        self.free_nbits = bits.len();
+        // The words stay where they are from now on: `free_bits` is never replaced.
+        self.free_words = bits.as_mut_ptr();
     }
 
     /// Whether `gref` is on the free list.
     #[inline]
     fn is_free(&self, gref: u32) -> bool {
         let i = gref as usize;
-        match &self.free_bits {
-            Some(b) if i < b.len() => {
-                // SAFETY: `i < len`, so the word holding bit `i` is inside the bitmap.
-                let word = unsafe { *b.as_ptr().add(i / usize::BITS as usize) };
-                word & (1 << (i % usize::BITS as usize)) != 0
-            }
-            _ => false,
+        if self.free_words.is_null() || i >= self.free_nbits {
+            return false;
         }
+        // SAFETY: `i < free_nbits`, so the word holding bit `i` is inside the bitmap
+        // `free_words` points to (type invariant).
+        let word = unsafe { *self.free_words.add(i / usize::BITS as usize) };
+        word & (1 << (i % usize::BITS as usize)) != 0
     }
 
     /// Marks `gref` free or not in the bitmap. A plain read-modify-write of its word: the bitmap
@@ -544,18 +665,17 @@ impl State {
     #[inline]
     fn mark(&mut self, gref: u32, free: bool) {
         let i = gref as usize;
-        if let Some(b) = self.bits() {
-            if i < b.len() {
-                // SAFETY: `i < len`, so the word holding bit `i` is inside the bitmap, which
-                // `&mut` gives this function alone.
-                let word = unsafe { &mut *b.as_mut_ptr().add(i / usize::BITS as usize) };
-                let bit = 1 << (i % usize::BITS as usize);
-                if free {
-                    *word |= bit;
-                } else {
-                    *word &= !bit;
-                }
-            }
+        if self.free_words.is_null() || i >= self.free_nbits {
+            return;
+        }
+        // SAFETY: `i < free_nbits`, so the word holding bit `i` is inside the bitmap (type
+        // invariant), which `&mut self` gives this function alone.
+        let word = unsafe { &mut *self.free_words.add(i / usize::BITS as usize) };
+        let bit = 1 << (i % usize::BITS as usize);
+        if free {
+            *word |= bit;
+        } else {
+            *word &= !bit;
         }
     }
 
@@ -577,8 +697,31 @@ impl State {
         }
     }
 
+    /// Takes one reference off the head of the free list: `get_free_entries(1)` without its
+    /// loop, for the allocations of one reference, the common case.
+    #[inline(always)]
+    fn get_free_entry(&mut self) -> Result<u32> {
+        let head = self.head;
+        if self.free_count == 0 || head == LIST_END {
+            return self.get_free_entries(1);
+        }
+        self.mark(head, false);
+        if self.tail == Tail::Link(head) {
+            self.tail = Tail::Head;
+        }
+        self.free_count -= 1;
+        self.head = LINKS.next(head);
+        LINKS.set_next(head, LIST_END);
+        if self.free_count == 0 {
+            self.last_free = LIST_END;
+            self.tail = Tail::None;
+        }
+        Ok(head)
+    }
+
     /// Takes `count` references off the head of the free list, growing the table if needed.
     /// Returns the first; they stay linked, the last one to `LIST_END`.
+    #[inline(never)]
     fn get_free_entries(&mut self, count: u32) -> Result<u32> {
         if count == 0 {
             return Err(EINVAL);
@@ -724,6 +867,7 @@ impl State {
         Ok(first)
     }
 
+    #[cold]
     fn do_free_callbacks(&mut self) {
         let mut cb = self.callbacks;
         self.callbacks = ptr::null_mut();
@@ -746,6 +890,7 @@ impl State {
         }
     }
 
+    #[inline]
     fn check_free_callbacks(&mut self) {
         if !self.callbacks.is_null() {
             self.do_free_callbacks();
@@ -754,22 +899,13 @@ impl State {
 
     /// Puts `gref` back on the free list. Reserved references are ignored, as in C; references
     /// outside the table or already free are refused with a warning (false).
+    #[inline]
     fn put_free_entry(&mut self, gref: u32) -> bool {
         if gref < NR_RESERVED {
             return true;
         }
-        if gref >= self.size {
-            pr_err!(
-                "freeing g.e. {:#x}: not in the table of {}\n",
-                gref,
-                self.size
-            );
-            warn_on!(true);
-            return false;
-        }
-        if self.is_free(gref) {
-            pr_err!("freeing g.e. {:#x}: already free\n", gref);
-            warn_on!(true);
+        if gref >= self.size || self.is_free(gref) {
+            self.refuse_free(gref);
             return false;
         }
         if !LINKS.set_next(gref, self.head) {
@@ -785,6 +921,21 @@ impl State {
         self.free_count = self.free_count.saturating_add(1);
         self.mark(gref, true);
         true
+    }
+
+    /// Says why `put_free_entry` refuses `gref`.
+    #[cold]
+    fn refuse_free(&self, gref: u32) {
+        if gref >= self.size {
+            pr_err!(
+                "freeing g.e. {:#x}: not in the table of {}\n",
+                gref,
+                self.size
+            );
+        } else {
+            pr_err!("freeing g.e. {:#x}: already free\n", gref);
+        }
+        warn_on!(true);
     }
 
     /// Adds the `n` new references from `start` to the end of the free list.
@@ -1165,10 +1316,8 @@ fn init() -> Result {
     }
 
     let mut guard = GNTTAB.lock();
-    // One `&mut` for the whole section: each `Deref` of a global lock's guard asks lockdep
-    // whether the lock is held.
     let st = &mut *guard;
-    st.free_bits = Some(bits);
+    st.set_bits(bits);
     st.nr_frames = 1;
     st.size = per_frame;
     SIZE.store(per_frame, Ordering::Release);
@@ -1376,7 +1525,7 @@ fn alloc_one() -> Result<u32> {
     if !READY.load(Ordering::Acquire) {
         return Err(ENOSPC);
     }
-    GNTTAB.lock().get_free_entries(1)
+    GNTTAB.lock().get_free_entry()
 }
 
 /// Ends foreign access through `gref`; 1 if it ended, 0 if the peer still has it mapped.
@@ -1389,8 +1538,14 @@ pub unsafe extern "C" fn gnttab_end_foreign_access_ref(gref: bindings::grant_ref
     if end_access(gref) {
         return 1;
     }
-    pr_warn!("WARNING: g.e. {:#x} still in use!\n", gref);
+    still_in_use(gref);
     0
+}
+
+#[cold]
+#[inline(never)]
+fn still_in_use(gref: u32) {
+    pr_warn!("WARNING: g.e. {:#x} still in use!\n", gref);
 }
 
 /// Ends foreign access and frees `gref` if the peer let go; 1 if so, 0 otherwise.
@@ -1555,7 +1710,7 @@ pub unsafe extern "C" fn gnttab_alloc_grant_reference_seq(
     let r = {
         let mut st = GNTTAB.lock();
         if count == 1 {
-            st.get_free_entries(1)
+            st.get_free_entry()
         } else {
             st.get_free_entries_seq(count)
         }
@@ -1596,8 +1751,7 @@ pub unsafe extern "C" fn gnttab_claim_grant_reference(head: *mut bindings::grant
         return -(bindings::ENOSPC as c_int);
     }
     let Some(slot) = LINKS.slot(g).filter(|_| in_table(g)) else {
-        pr_err!("claiming g.e. {:#x}: not in the table\n", g);
-        warn_on!(true);
+        not_in_table("claiming", g);
         return -(bindings::ENOSPC as c_int);
     };
     // SAFETY: As above.
@@ -1616,8 +1770,7 @@ pub unsafe extern "C" fn gnttab_release_grant_reference(
     release: bindings::grant_ref_t,
 ) {
     let Some(slot) = LINKS.slot(release).filter(|_| in_table(release)) else {
-        pr_err!("releasing g.e. {:#x}: not in the table\n", release);
-        warn_on!(true);
+        not_in_table("releasing", release);
         return;
     };
     // SAFETY: The caller passes a valid pointer.
