@@ -11,6 +11,7 @@
 #include <xen/grant_table.h>
 #include <xen/xen.h>
 #include <xen/page.h>
+#include <xen/mem-reservation.h>
 #include <xen/xenbus.h>
 #include <asm/xen/hypercall.h>
 #ifdef CONFIG_X86
@@ -203,6 +204,38 @@ __rust_helper void rust_helper_list_del(struct list_head *entry)
 __rust_helper bool rust_helper_list_empty(const struct list_head *head)
 {
 	return list_empty(head);
+}
+
+#ifdef CONFIG_XEN_UNPOPULATED_ALLOC
+/* The page cache of unpopulated memory links its pages through page->zone_device_data. */
+__rust_helper struct page *rust_helper_xen_page_cache_next(struct page *page)
+{
+	return page->zone_device_data;
+}
+
+__rust_helper void rust_helper_xen_page_cache_set_next(struct page *page, struct page *next)
+{
+	page->zone_device_data = next;
+}
+#endif
+
+/* The DMA buffers of XEN_GRANT_DMA_ALLOC give their frames back to Xen and take them again. */
+__rust_helper void rust_helper_xenmem_reservation_scrub_page(struct page *page)
+{
+	xenmem_reservation_scrub_page(page);
+}
+
+__rust_helper void rust_helper_xenmem_reservation_va_mapping_reset(unsigned long count,
+								   struct page **pages)
+{
+	xenmem_reservation_va_mapping_reset(count, pages);
+}
+
+__rust_helper void rust_helper_xenmem_reservation_va_mapping_update(unsigned long count,
+								    struct page **pages,
+								    xen_pfn_t *frames)
+{
+	xenmem_reservation_va_mapping_update(count, pages, frames);
 }
 
 /* spin_lock_irqsave() is a macro that assigns its flags argument. */

@@ -111,6 +111,10 @@ EXPORT_SYMBOL_GPL(gnttab_map_refs);
 EXPORT_SYMBOL_GPL(gnttab_unmap_refs);
 EXPORT_SYMBOL_GPL(gnttab_unmap_refs_async);
 EXPORT_SYMBOL_GPL(gnttab_unmap_refs_sync);
+#ifdef CONFIG_XEN_GRANT_DMA_ALLOC
+EXPORT_SYMBOL_GPL(gnttab_dma_alloc_pages);
+EXPORT_SYMBOL_GPL(gnttab_dma_free_pages);
+#endif
 
 /* __init: the initcall runs once at boot, as grant-table.c's does. */
 static int __init __gnttab_init(void)

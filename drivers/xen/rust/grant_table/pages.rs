@@ -14,10 +14,10 @@
 //! nothing here panics: where C `BUG()`s on a failed hypercall, this marks every operation of the
 //! batch failed and warns.
 //!
-//! The configurations this does not cover (32-bit kernels, which keep the `xen_page_foreign`
-//! record in an allocation; `XEN_UNPOPULATED_ALLOC`, whose page cache links pages through
-//! `zone_device_data`; `XEN_GRANT_DMA_ALLOC`) are excluded by `XEN_GRANT_TABLE_RUST`'s Kconfig
-//! dependencies, so no untested variant is built.
+//! Both variants of the page cache are here: pages linked through `page->lru`, and, with
+//! `XEN_UNPOPULATED_ALLOC`, through `page->zone_device_data`; and the DMA buffers of
+//! `XEN_GRANT_DMA_ALLOC`. 32-bit kernels, which keep the `xen_page_foreign` record in an
+//! allocation, are excluded by `XEN_GRANT_TABLE_RUST`'s Kconfig dependencies.
 
 use core::{
     ptr,
@@ -537,9 +537,8 @@ pub unsafe extern "C" fn gnttab_alloc_pages(
     let Ok(n) = c_uint::try_from(nr_pages) else {
         return -(bindings::EINVAL as c_int);
     };
-    // SAFETY: `pages` has room for `nr_pages` pointers. Without `XEN_UNPOPULATED_ALLOC` (a
-    // Kconfig dependency), `xen_alloc_unpopulated_pages` is this.
-    let ret = unsafe { bindings::xen_alloc_ballooned_pages(n, pages) };
+    // SAFETY: `pages` has room for `nr_pages` pointers.
+    let ret = unsafe { alloc_unpopulated(n, pages) };
     if ret < 0 {
         return ret;
     }
@@ -565,8 +564,42 @@ pub unsafe extern "C" fn gnttab_free_pages(nr_pages: c_int, pages: *mut *mut bin
     // SAFETY: The caller's guarantee.
     unsafe {
         gnttab_pages_clear_private(nr_pages, pages);
-        bindings::xen_free_ballooned_pages(n, pages);
+        free_unpopulated(n, pages);
     }
+}
+
+/// `xen_alloc_unpopulated_pages()`: pages of unpopulated memory, or, without
+/// `XEN_UNPOPULATED_ALLOC` (where the C name is an inline wrapper), ballooned-out pages.
+///
+/// # Safety
+///
+/// `pages` must have room for `n` pointers.
+unsafe fn alloc_unpopulated(n: c_uint, pages: *mut *mut bindings::page) -> c_int {
+    #[cfg(CONFIG_XEN_UNPOPULATED_ALLOC)]
+    // SAFETY: The caller's guarantee.
+    let ret = unsafe { bindings::xen_alloc_unpopulated_pages(n, pages) };
+    #[cfg(not(CONFIG_XEN_UNPOPULATED_ALLOC))]
+    // SAFETY: The caller's guarantee.
+    let ret = unsafe { bindings::xen_alloc_ballooned_pages(n, pages) };
+    ret
+}
+
+/// The inverse of [`alloc_unpopulated`].
+///
+/// # Safety
+///
+/// `pages` must hold `n` pages from [`alloc_unpopulated`], no longer used.
+unsafe fn free_unpopulated(n: c_uint, pages: *mut *mut bindings::page) {
+    #[cfg(CONFIG_XEN_UNPOPULATED_ALLOC)]
+    // SAFETY: The caller's guarantee.
+    unsafe {
+        bindings::xen_free_unpopulated_pages(n, pages)
+    };
+    #[cfg(not(CONFIG_XEN_UNPOPULATED_ALLOC))]
+    // SAFETY: The caller's guarantee.
+    unsafe {
+        bindings::xen_free_ballooned_pages(n, pages)
+    };
 }
 
 /// The page cache's lock, taken with interrupts off (the cache is used from any context).
@@ -596,18 +629,109 @@ impl Drop for CacheGuard {
     }
 }
 
+/// The cache's list: pages linked through `page->lru` (a `list_head` in the cache), or, with
+/// `XEN_UNPOPULATED_ALLOC` (whose pages are `ZONE_DEVICE` pages, with no `lru`), through
+/// `page->zone_device_data` from a pointer in the cache. Each function needs the cache's lock.
+#[cfg(not(CONFIG_XEN_UNPOPULATED_ALLOC))]
+mod cache_list {
+    use super::*;
+
+    /// # Safety
+    ///
+    /// `cache` must be valid for writes.
+    pub(super) unsafe fn init(cache: *mut bindings::gnttab_page_cache) {
+        // SAFETY: The caller's guarantee.
+        unsafe { bindings::INIT_LIST_HEAD(ptr::addr_of_mut!((*cache).pages)) };
+    }
+
+    /// # Safety
+    ///
+    /// `cache` must be initialised, with its lock held.
+    pub(super) unsafe fn is_empty(cache: *mut bindings::gnttab_page_cache) -> bool {
+        // SAFETY: The caller's guarantee.
+        unsafe { bindings::list_empty(ptr::addr_of!((*cache).pages)) }
+    }
+
+    /// # Safety
+    ///
+    /// `cache` must be initialised and not empty, with its lock held.
+    pub(super) unsafe fn deq(cache: *mut bindings::gnttab_page_cache) -> *mut bindings::page {
+        // SAFETY: The list is valid and not empty; its entries are pages' `lru` fields.
+        unsafe {
+            let first = (*cache).pages.next;
+            bindings::list_del(first);
+            bindings::xen_lru_to_page(first)
+        }
+    }
+
+    /// # Safety
+    ///
+    /// `cache` must be initialised, with its lock held; `page` must be valid and not listed.
+    pub(super) unsafe fn enq(cache: *mut bindings::gnttab_page_cache, page: *mut bindings::page) {
+        // SAFETY: The caller's guarantee.
+        unsafe {
+            bindings::list_add(
+                bindings::xen_page_lru(page),
+                ptr::addr_of_mut!((*cache).pages),
+            )
+        };
+    }
+}
+
+#[cfg(CONFIG_XEN_UNPOPULATED_ALLOC)]
+mod cache_list {
+    use super::*;
+
+    /// # Safety
+    ///
+    /// `cache` must be valid for writes.
+    pub(super) unsafe fn init(cache: *mut bindings::gnttab_page_cache) {
+        // SAFETY: The caller's guarantee.
+        unsafe { (*cache).pages = ptr::null_mut() };
+    }
+
+    /// # Safety
+    ///
+    /// `cache` must be initialised, with its lock held.
+    pub(super) unsafe fn is_empty(cache: *mut bindings::gnttab_page_cache) -> bool {
+        // SAFETY: The caller's guarantee.
+        unsafe { (*cache).pages.is_null() }
+    }
+
+    /// # Safety
+    ///
+    /// `cache` must be initialised and not empty, with its lock held.
+    pub(super) unsafe fn deq(cache: *mut bindings::gnttab_page_cache) -> *mut bindings::page {
+        // SAFETY: The first page is valid; the chain continues in its `zone_device_data`.
+        unsafe {
+            let page = (*cache).pages;
+            (*cache).pages = bindings::xen_page_cache_next(page);
+            page
+        }
+    }
+
+    /// # Safety
+    ///
+    /// `cache` must be initialised, with its lock held; `page` must be valid and not listed.
+    pub(super) unsafe fn enq(cache: *mut bindings::gnttab_page_cache, page: *mut bindings::page) {
+        // SAFETY: The caller's guarantee.
+        unsafe {
+            bindings::xen_page_cache_set_next(page, (*cache).pages);
+            (*cache).pages = page;
+        }
+    }
+}
+
 /// Takes the page added last off `cache` (which the caller checked is not empty).
 ///
 /// # Safety
 ///
-/// The cache's lock must be held and its list not empty.
+/// The cache's lock must be held and the cache not empty.
 unsafe fn cache_deq(cache: *mut bindings::gnttab_page_cache) -> *mut bindings::page {
-    // SAFETY: The list is valid and not empty; its entries are pages' `lru` fields.
+    // SAFETY: The caller's guarantee.
     unsafe {
-        let first = (*cache).pages.next;
-        bindings::list_del(first);
         (*cache).num_pages = (*cache).num_pages.wrapping_sub(1);
-        bindings::xen_lru_to_page(first)
+        cache_list::deq(cache)
     }
 }
 
@@ -625,7 +749,7 @@ pub unsafe extern "C" fn gnttab_page_cache_init(cache: *mut bindings::gnttab_pag
             c"&cache->lock".as_char_ptr(),
             static_lock_class!().as_ptr(),
         );
-        bindings::INIT_LIST_HEAD(ptr::addr_of_mut!((*cache).pages));
+        cache_list::init(cache);
         (*cache).num_pages = 0;
     }
 }
@@ -644,7 +768,7 @@ pub unsafe extern "C" fn gnttab_page_cache_get(
         // SAFETY: The cache is initialised (the caller's guarantee).
         let _guard = unsafe { CacheGuard::lock(cache) };
         // SAFETY: The lock is held.
-        if unsafe { bindings::list_empty(ptr::addr_of!((*cache).pages)) } {
+        if unsafe { cache_list::is_empty(cache) } {
             drop(_guard);
             // SAFETY: `page` has room for one pointer.
             return unsafe { gnttab_alloc_pages(1, page) };
@@ -671,12 +795,7 @@ pub unsafe extern "C" fn gnttab_page_cache_put(
     let _guard = unsafe { CacheGuard::lock(cache) };
     for i in 0..num as usize {
         // SAFETY: The lock is held; the caller passes `num` pages, which the cache now owns.
-        unsafe {
-            bindings::list_add(
-                bindings::xen_page_lru(*page.add(i)),
-                ptr::addr_of_mut!((*cache).pages),
-            )
-        };
+        unsafe { cache_list::enq(cache, *page.add(i)) };
     }
     // SAFETY: The lock is held.
     unsafe { (*cache).num_pages = (*cache).num_pages.wrapping_add(num) };
@@ -715,4 +834,126 @@ pub unsafe extern "C" fn gnttab_page_cache_shrink(
         // SAFETY: The pages came out of the cache, which held them for the caller.
         unsafe { gnttab_free_pages(n as c_int, batch.as_mut_ptr()) };
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// DMA buffers to map grants into (`XEN_GRANT_DMA_ALLOC`).
+
+/// The size in bytes of `nr_pages` pages, if it fits the limit C sets (`INT_MAX >> PAGE_SHIFT`
+/// pages).
+#[cfg(CONFIG_XEN_GRANT_DMA_ALLOC)]
+fn dma_size(nr_pages: c_int) -> Option<usize> {
+    let n = usize::try_from(nr_pages).ok()?;
+    (n <= (c_int::MAX as usize >> kernel::page::PAGE_SHIFT)).then_some(n * PAGE_SIZE)
+}
+
+/// Allocates a DMA buffer of `args->nr_pages` pages for `args->dev` (coherent or write-combine),
+/// gives its frames back to Xen so that grants can be mapped there, and fills `args->pages` and
+/// `args->frames`; 0 or a negative errno.
+///
+/// # Safety
+///
+/// `args` must be valid, with `pages` and `frames` holding room for `nr_pages` entries and `dev`
+/// a device that may do DMA.
+#[cfg(CONFIG_XEN_GRANT_DMA_ALLOC)]
+#[export]
+pub unsafe extern "C" fn gnttab_dma_alloc_pages(
+    args: *mut bindings::gnttab_dma_alloc_args,
+) -> c_int {
+    // SAFETY: The caller passes valid arguments, this function's alone while it runs.
+    let a = unsafe { &mut *args };
+    let Some(size) = dma_size(a.nr_pages) else {
+        return -(bindings::ENOMEM as c_int);
+    };
+    let attrs = if a.coherent {
+        0
+    } else {
+        bindings::DMA_ATTR_WRITE_COMBINE as c_ulong
+    };
+    // SAFETY: `dev` may do DMA (the caller's guarantee); `dev_bus_addr` is writable.
+    a.vaddr = unsafe {
+        bindings::dma_alloc_attrs(
+            a.dev,
+            size,
+            &mut a.dev_bus_addr,
+            bindings::GFP_KERNEL | bindings::__GFP_NOWARN,
+            attrs,
+        )
+    };
+    if a.vaddr.is_null() {
+        return -(bindings::ENOMEM as c_int);
+    }
+    let start_pfn = (a.dev_bus_addr >> kernel::page::PAGE_SHIFT) as c_ulong;
+    for i in 0..a.nr_pages as usize {
+        // SAFETY: The buffer's `nr_pages` pages start at `start_pfn` and are ours; `pages` and
+        // `frames` have room for `nr_pages` entries.
+        unsafe {
+            let page = bindings::pfn_to_page(start_pfn + i as c_ulong);
+            *a.pages.add(i) = page;
+            *a.frames.add(i) = bindings::xen_page_to_gfn(page);
+            bindings::xenmem_reservation_scrub_page(page);
+        }
+    }
+    // SAFETY: The pages are the buffer's, whose kernel mappings go with the frames.
+    unsafe { bindings::xenmem_reservation_va_mapping_reset(a.nr_pages as c_ulong, a.pages) };
+    // SAFETY: `frames` holds the buffer's `nr_pages` frames.
+    let ret = unsafe { bindings::xenmem_reservation_decrease(a.nr_pages, a.frames) };
+    let ret = if ret != a.nr_pages {
+        -(bindings::EFAULT as c_int)
+    } else {
+        // SAFETY: The pages are the buffer's.
+        unsafe { gnttab_pages_set_private(a.nr_pages, a.pages) }
+    };
+    if ret < 0 {
+        // SAFETY: `args` describes the buffer just allocated.
+        unsafe { gnttab_dma_free_pages(args) };
+        return ret;
+    }
+    0
+}
+
+/// Takes the frames of a buffer from `gnttab_dma_alloc_pages` back from Xen and frees it; 0, or
+/// `-EFAULT` if Xen did not give every frame back (the buffer is freed all the same).
+///
+/// # Safety
+///
+/// `args` must describe a buffer from `gnttab_dma_alloc_pages`, with no grant mapped in it.
+#[cfg(CONFIG_XEN_GRANT_DMA_ALLOC)]
+#[export]
+pub unsafe extern "C" fn gnttab_dma_free_pages(
+    args: *mut bindings::gnttab_dma_alloc_args,
+) -> c_int {
+    // SAFETY: The caller passes valid arguments, this function's alone while it runs.
+    let a = unsafe { &mut *args };
+    // SAFETY: `pages` holds the buffer's `nr_pages` pages.
+    unsafe { gnttab_pages_clear_private(a.nr_pages, a.pages) };
+    for i in 0..a.nr_pages.max(0) as usize {
+        // SAFETY: `pages` and `frames` hold `nr_pages` entries.
+        unsafe { *a.frames.add(i) = bindings::xen_page_to_xen_pfn(*a.pages.add(i)) };
+    }
+    // SAFETY: `frames` holds `nr_pages` frames to take back.
+    let got = unsafe { bindings::xenmem_reservation_increase(a.nr_pages, a.frames) };
+    let ret = if got == a.nr_pages {
+        0
+    } else {
+        -(bindings::EFAULT as c_int)
+    };
+    // SAFETY: The pages get their kernel mappings back at the frames Xen gave.
+    unsafe {
+        bindings::xenmem_reservation_va_mapping_update(
+            a.nr_pages.max(0) as c_ulong,
+            a.pages,
+            a.frames,
+        )
+    };
+    let attrs = if a.coherent {
+        0
+    } else {
+        bindings::DMA_ATTR_WRITE_COMBINE as c_ulong
+    };
+    if let Some(size) = dma_size(a.nr_pages) {
+        // SAFETY: The buffer was allocated by `dma_alloc_attrs` with this size and attributes.
+        unsafe { bindings::dma_free_attrs(a.dev, size, a.vaddr, a.dev_bus_addr, attrs) };
+    }
+    ret
 }
