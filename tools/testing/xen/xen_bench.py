@@ -214,12 +214,24 @@ def format_run(run):
     return out
 
 
+def rate_format(value):
+    """The format of a core row's rates: whole numbers from 1,000 up (cycles/s), else one decimal
+    (MB/s)."""
+    return ",.0f" if value >= 1000 else ",.1f"
+
+
+def round_range(r):
+    """The range of a side-by-side row's per-round ratios, or "-"."""
+    return (f"{r['round_ratio_min']:.2f}-{r['round_ratio_max']:.2f}"
+            if r["round_ratio_min"] is not None else "-")
+
+
 def format_core(rows, title):
     out = [title, f"  {'':<52} {'median':>12} {'':<8} {'range':>21}"]
     for r in rows:
-        rng = f"{r['min']:,.0f}-{r['max']:,.0f}" if r["median"] >= 1000 else f"{r['min']:,.1f}-{r['max']:,.1f}"
-        med = f"{r['median']:>12,.0f}" if r["median"] >= 1000 else f"{r['median']:>12,.1f}"
-        out.append(f"  {r['row']:<52} {med} {r['unit']:<8} {rng:>21}")
+        f = rate_format(r["median"])
+        rng = f"{r['min']:{f}}-{r['max']:{f}}"
+        out.append(f"  {r['row']:<52} {r['median']:>12{f}} {r['unit']:<8} {rng:>21}")
     return out
 
 
@@ -237,17 +249,13 @@ def format_side_by_side(run):
            f"{'frontend':<9} {'backend':<8} {'batch':>5} {'domU':>10} {'domU2':>10} {'domU2/domU':>10}"
            f" {'per round':>13}"]
     for r in run["rows"]:
-        rr = (f"{r['round_ratio_min']:.2f}-{r['round_ratio_max']:.2f}"
-              if r["round_ratio_min"] is not None else "-")
         out.append(f"{r['frontend']:<9} {r['backend']:<8} {r['batch']:>5} {r['first']:>10,.0f} "
-                   f"{r['second']:>10,.0f} {r['ratio']:>10.3f} {rr:>13}")
+                   f"{r['second']:>10,.0f} {r['ratio']:>10.3f} {round_range(r):>13}")
     if run.get("core"):
         out.append(f"{'core rows (cycles/s, MB/s)':<52} {'domU':>10} {'domU2':>10} {'domU2/domU':>10} {'per round':>13}")
     for r in run.get("core", []):
-        rr = (f"{r['round_ratio_min']:.2f}-{r['round_ratio_max']:.2f}"
-              if r["round_ratio_min"] is not None else "-")
-        fmt = ",.0f" if r["first"] >= 1000 else ",.1f"
-        out.append(f"{r['row']:<52} {r['first']:>10{fmt}} {r['second']:>10{fmt}} {r['ratio']:>10.3f} {rr:>13}"
+        f = rate_format(r["first"])
+        out.append(f"{r['row']:<52} {r['first']:>10{f}} {r['second']:>10{f}} {r['ratio']:>10.3f} {round_range(r):>13}"
                    + (f"   Rust/C {1 / r['ratio']:.3f}" if run.get("cores") and r["ratio"] else ""))
     return out
 
