@@ -705,18 +705,31 @@ impl State {
         if self.free_count == 0 || head == LIST_END {
             return self.get_free_entries(1);
         }
-        self.mark(head, false);
-        if self.tail == Tail::Link(head) {
+        self.take(head);
+        self.cut_after(head, 1);
+        Ok(head)
+    }
+
+    /// Marks `gref`, on the free list, as taken (the first steps of taking it off the list).
+    #[inline(always)]
+    fn take(&mut self, gref: u32) {
+        self.mark(gref, false);
+        if self.tail == Tail::Link(gref) {
             self.tail = Tail::Head;
         }
-        self.free_count -= 1;
-        self.head = LINKS.next(head);
-        LINKS.set_next(head, LIST_END);
+    }
+
+    /// Ends the run of `count` references taken from the head of the free list at `last`: the
+    /// list goes on after it, and the run ends at `LIST_END`.
+    #[inline(always)]
+    fn cut_after(&mut self, last: u32, count: u32) {
+        self.free_count = self.free_count.saturating_sub(count);
+        self.head = LINKS.next(last);
+        LINKS.set_next(last, LIST_END);
         if self.free_count == 0 {
             self.last_free = LIST_END;
             self.tail = Tail::None;
         }
-        Ok(head)
     }
 
     /// Takes `count` references off the head of the free list, growing the table if needed.
@@ -742,21 +755,12 @@ impl State {
                 warn_on!(true);
                 return Err(ENOSPC);
             }
-            self.mark(head, false);
-            if self.tail == Tail::Link(head) {
-                self.tail = Tail::Head;
-            }
+            self.take(head);
             if left > 0 {
                 head = LINKS.next(head);
             }
         }
-        self.free_count = self.free_count.saturating_sub(count);
-        self.head = LINKS.next(head);
-        LINKS.set_next(head, LIST_END);
-        if self.free_count == 0 {
-            self.last_free = LIST_END;
-            self.tail = Tail::None;
-        }
+        self.cut_after(head, count);
         Ok(first)
     }
 

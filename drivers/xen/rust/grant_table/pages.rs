@@ -72,6 +72,13 @@ impl GrantOp for bindings::gnttab_map_grant_ref {
     }
 }
 
+impl GrantOp for bindings::gnttab_unmap_grant_ref {
+    const CMD: c_uint = bindings::GNTTABOP_unmap_grant_ref;
+    fn status(&mut self) -> &mut i16 {
+        &mut self.status
+    }
+}
+
 impl GrantOp for bindings::gnttab_copy {
     const CMD: c_uint = bindings::GNTTABOP_copy;
     fn status(&mut self) -> &mut i16 {
@@ -84,15 +91,25 @@ const fn gntst(s: c_int) -> i16 {
     s as i16
 }
 
-/// Issues `count` operations of `cmd` from `ops`; on a hypercall failure (which C treats with
+/// Issues `count` operations of `T::CMD` from `ops`; the hypercall's result.
+///
+/// # Safety
+///
+/// `ops` must point to `count` valid, writable operations of type `T`.
+unsafe fn hypercall<T: GrantOp>(ops: *mut T, count: c_uint) -> c_int {
+    // SAFETY: The caller passes `count` valid operations of `T`, which is `T::CMD`'s type.
+    unsafe { bindings::HYPERVISOR_grant_table_op(T::CMD, ops.cast::<c_void>(), count) }
+}
+
+/// Issues `count` operations of `T::CMD` from `ops`; on a hypercall failure (which C treats with
 /// `BUG()`) marks each of them failed, so that the caller sees it, and warns.
 ///
 /// # Safety
 ///
 /// `ops` must point to `count` valid, writable operations of type `T`.
 unsafe fn grant_table_op<T: GrantOp>(ops: *mut T, count: c_uint) -> bool {
-    // SAFETY: The caller passes `count` valid operations of `T`, which is `T::CMD`'s type.
-    let rc = unsafe { bindings::HYPERVISOR_grant_table_op(T::CMD, ops.cast::<c_void>(), count) };
+    // SAFETY: The caller's guarantee.
+    let rc = unsafe { hypercall(ops, count) };
     if rc == 0 {
         return true;
     }
@@ -270,13 +287,7 @@ pub unsafe extern "C" fn gnttab_map_refs(
     count: c_uint,
 ) -> c_int {
     // SAFETY: The caller passes `count` valid map operations.
-    let ret = unsafe {
-        bindings::HYPERVISOR_grant_table_op(
-            bindings::GNTTABOP_map_grant_ref,
-            map_ops.cast::<c_void>(),
-            count,
-        )
-    };
+    let ret = unsafe { hypercall(map_ops, count) };
     if ret != 0 {
         return ret;
     }
@@ -328,13 +339,7 @@ pub unsafe extern "C" fn gnttab_unmap_refs(
     count: c_uint,
 ) -> c_int {
     // SAFETY: The caller passes `count` valid unmap operations.
-    let ret = unsafe {
-        bindings::HYPERVISOR_grant_table_op(
-            bindings::GNTTABOP_unmap_grant_ref,
-            unmap_ops.cast::<c_void>(),
-            count,
-        )
-    };
+    let ret = unsafe { hypercall(unmap_ops, count) };
     if ret != 0 {
         return ret;
     }
@@ -847,6 +852,16 @@ fn dma_size(nr_pages: c_int) -> Option<usize> {
     (n <= (c_int::MAX as usize >> kernel::page::PAGE_SHIFT)).then_some(n * PAGE_SIZE)
 }
 
+/// The DMA attributes of a buffer: none for a coherent one, else write-combine.
+#[cfg(CONFIG_XEN_GRANT_DMA_ALLOC)]
+fn dma_attrs(coherent: bool) -> c_ulong {
+    if coherent {
+        0
+    } else {
+        bindings::DMA_ATTR_WRITE_COMBINE as c_ulong
+    }
+}
+
 /// Allocates a DMA buffer of `args->nr_pages` pages for `args->dev` (coherent or write-combine),
 /// gives its frames back to Xen so that grants can be mapped there, and fills `args->pages` and
 /// `args->frames`; 0 or a negative errno.
@@ -865,11 +880,7 @@ pub unsafe extern "C" fn gnttab_dma_alloc_pages(
     let Some(size) = dma_size(a.nr_pages) else {
         return -(bindings::ENOMEM as c_int);
     };
-    let attrs = if a.coherent {
-        0
-    } else {
-        bindings::DMA_ATTR_WRITE_COMBINE as c_ulong
-    };
+    let attrs = dma_attrs(a.coherent);
     // SAFETY: `dev` may do DMA (the caller's guarantee); `dev_bus_addr` is writable.
     a.vaddr = unsafe {
         bindings::dma_alloc_attrs(
@@ -946,11 +957,7 @@ pub unsafe extern "C" fn gnttab_dma_free_pages(
             a.frames,
         )
     };
-    let attrs = if a.coherent {
-        0
-    } else {
-        bindings::DMA_ATTR_WRITE_COMBINE as c_ulong
-    };
+    let attrs = dma_attrs(a.coherent);
     if let Some(size) = dma_size(a.nr_pages) {
         // SAFETY: The buffer was allocated by `dma_alloc_attrs` with this size and attributes.
         unsafe { bindings::dma_free_attrs(a.dev, size, a.vaddr, a.dev_bus_addr, attrs) };
