@@ -27,6 +27,8 @@
 #   XEN_PV_TIMEOUT      seconds the other domain may take to reach a barrier (default 300)
 #   XEN_PV_SAVE_CYCLES  save/restore cycles (default 3)
 #   XEN_PV_RACE_CYCLES  flood-and-remove cycles per frontend and way of removing (default 3)
+#   XEN_PV_PURGE_GAP    idle seconds before each I/O of the persistent grant purge step
+#                       (default 13; see blk_purge)
 #   XEN_PV_DOMID_FILE   where dom0 writes the domain's id after each restore, and "saving" while
 #                       the domain is saved and not yet restored (default none)
 #   XEN_DEMO_ATTACH     the demo attach tool (default: xen-demo-attach in PATH, then tools/xen/)
@@ -153,6 +155,53 @@ blk_boot_disk() {
 		check "blk: dom0 flushes its ramdisk's cache" blockdev --flushbufs /dev/ram0
 		check "blk: dom0's ramdisk holds what the domU wrote" sha_is /dev/ram0 "$(peer_value xvda)"
 		check "blk: blkback connected the vbd" log_has "xen-blkback: backend/vbd/$DOMU/$XVDA: using"
+	fi
+}
+
+# blk_purge: blkback unmaps a persistent grant that stayed unused longer than
+# persistent_grant_unused_seconds (1 s here; each ring's thread checks every 100 ms), blkfront
+# ends the grants blkback no longer maps (every 10 s), and the next requests grant and map new
+# ones: blkback's purge through gnttab_unmap_refs_sync and the page cache in dom0, end of access
+# in the domU, then I/O that must match. The gap is the condition under test (grants idle for
+# longer than both timeouts), so it is a sleep; that the grants in use then fell shows both
+# purges happened. A gap shorter than blkfront's 10 s (XEN_PV_PURGE_GAP=2) makes the next request
+# reuse a grant blkback purged, and Xen 4.17 refuses blkback's new map of it (GNTST_general_error
+# on the indirect-descriptor page): an I/O error, with the C grant table in both domains as with
+# the Rust one. That is an upstream problem, left out of the default run and noted in
+# Documentation/rust/xen-core.rst.
+PURGE_GAP=${XEN_PV_PURGE_GAP:-13}
+no_grant_warning() {
+	local w
+	for w in "maptrack limit" "grant already in use" "eagain grant" "grant table operation"; do
+		log_has "$w" && { echo "dom0 logged: $w"; return 1; }
+	done
+	return 0
+}
+blk_purge() {
+	local g
+	if on dom0; then
+		PGRANT_PARAM=/sys/module/xen_blkback/parameters/persistent_grant_unused_seconds
+		PGRANT_OLD=$(cat $PGRANT_PARAM)
+		check "blk purge: persistent grants unused for 1 s are purged" sh -c "echo 1 >$PGRANT_PARAM"
+	fi
+	barrier "purge armed"
+	if on domU; then
+		g=$(stat_of $GRANTS in_use)
+		sleep "$PURGE_GAP"
+		[ "$PURGE_GAP" -gt 10 ] &&
+			check "blk purge: blkfront ended the grants blkback purged" grants_at_most $((g - 1))
+		check "blk purge: O_DIRECT read after ${PURGE_GAP} s idle matches" \
+			sh -c "dd if=/dev/xvda of=/tmp/back bs=64k iflag=direct 2>/dev/null && cmp /tmp/pat /tmp/back"
+		sleep "$PURGE_GAP"
+		check "blk purge: O_DIRECT write after ${PURGE_GAP} s idle" dd if=/tmp/pat of=/dev/xvda bs=64k oflag=direct
+		check "blk purge: ... reads back" \
+			sh -c "dd if=/dev/xvda of=/tmp/back bs=64k iflag=direct 2>/dev/null && cmp /tmp/pat /tmp/back"
+		rm -f /tmp/back
+	fi
+	barrier "purge done"
+	if on dom0; then
+		check "blk purge: default timeout back" sh -c "echo $PGRANT_OLD >$PGRANT_PARAM"
+		check "blk purge: no grant warning in dom0's log" no_grant_warning
 	fi
 }
 
@@ -491,6 +540,7 @@ else
 fi
 handshake
 blk_boot_disk
+blk_purge
 blk_hotplug
 net
 vchan
