@@ -776,16 +776,28 @@ mode_soak() {
 #   # bench: front=F back=B batch=N requests=R ns=T notifications=S interrupts=I
 # with the frontend's notifications sent and interrupts taken during the run: how many requests
 # each event carried, which the time depends on.
+# bench_one FRONT BATCH REQUESTS: time REQUESTS requests at BATCH in flight BENCH_REPS times and
+# write the bench line of the fastest run. The first run of a turn starts while the other
+# domains and dom0 are still settling into their wait at the turn's barrier (a few processes
+# each, on the measured domain's CPU): side by side, that made the first batch-1 run of the
+# domain whose turn came first up to 40 % slower than the same kernel measured second.
+BENCH_REPS=2
 bench_one() {
-	local s0 i0 s1 i1
-	s0=$(stat_of $FE_DBG/stats notifications) || return 1
-	i0=$(stat_of $FE_DBG/stats interrupts) || return 1
-	send_ok "$3" "$2" || return 1
-	ns=$(stat_of $FE_DBG/stats last_run_ns) || return 1
-	s1=$(stat_of $FE_DBG/stats notifications) || return 1
-	i1=$(stat_of $FE_DBG/stats interrupts) || return 1
-	echo "# bench: front=$1 back=$b batch=$2 requests=$3 ns=$ns" \
-		"notifications=$((s1 - s0)) interrupts=$((i1 - i0))" >"$tmp.bench"
+	local s0 i0 s1 i1 ns r=0 best=
+	while [ $r -lt $BENCH_REPS ]; do
+		s0=$(stat_of $FE_DBG/stats notifications) || return 1
+		i0=$(stat_of $FE_DBG/stats interrupts) || return 1
+		send_ok "$3" "$2" || return 1
+		ns=$(stat_of $FE_DBG/stats last_run_ns) || return 1
+		s1=$(stat_of $FE_DBG/stats notifications) || return 1
+		i1=$(stat_of $FE_DBG/stats interrupts) || return 1
+		if [ -z "$best" ] || [ "$ns" -lt "$best" ]; then
+			best=$ns
+			echo "# bench: front=$1 back=$b batch=$2 requests=$3 ns=$ns" \
+				"notifications=$((s1 - s0)) interrupts=$((i1 - i0))" >"$tmp.bench"
+		fi
+		r=$((r + 1))
+	done
 }
 
 mode_bench() {
