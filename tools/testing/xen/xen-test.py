@@ -840,7 +840,7 @@ BENCH_TITLES = {
             "only): round trips per second, domU frontend <-> dom0 backend",
 }
 BENCH_CONFIG = ("tools/testing/xen/xen-rust.config with bench.config over it: SMP; lockdep, SLUB debugging "
-                "and KFENCE off")
+                "and KFENCE off; -O2")
 
 
 def bench_boots(args):
