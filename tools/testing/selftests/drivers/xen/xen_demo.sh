@@ -776,12 +776,17 @@ mode_soak() {
 #   # bench: front=F back=B batch=N requests=R ns=T notifications=S interrupts=I
 # with the frontend's notifications sent and interrupts taken during the run: how many requests
 # each event carried, which the time depends on.
-# bench_one FRONT BATCH REQUESTS: time REQUESTS requests at BATCH in flight BENCH_REPS times and
-# write the bench line of the fastest run. The first run of a turn starts while the other
-# domains and dom0 are still settling into their wait at the turn's barrier (a few processes
-# each, on the measured domain's CPU): side by side, that made the first batch-1 run of the
-# domain whose turn came first up to 40 % slower than the same kernel measured second.
+#
+# BENCH_REPS: every timed step of a turn (a pairing's run here, a PV transfer in pv_time) runs
+# this many times and the fastest counts. The first run of a turn starts while the other domains
+# and dom0 still settle into their wait at the turn's barrier (a few processes each, on the
+# measured domain's CPU): side by side, that made the first batch-1 run of the domain whose turn
+# came first up to 40 % slower than the same kernel measured second, and the block rows bimodal
+# from round to round.
 BENCH_REPS=2
+
+# bench_one FRONT BATCH REQUESTS: time REQUESTS requests at BATCH in flight BENCH_REPS times and
+# write the bench line of the fastest run.
 bench_one() {
 	local s0 i0 s1 i1 ns r=0 best=
 	while [ $r -lt $BENCH_REPS ]; do
@@ -902,14 +907,12 @@ pv_wanted() {
 # /proc/timer_list, "now at N nsecs".
 now_ns() { sed -n '/^now at /{s/^now at \([0-9]*\) nsecs$/\1/p;q}' /proc/timer_list; }
 
-# pv_time ROW BYTES CMD...: run CMD, which moves BYTES bytes, PV_REPS times, and write the bench
-# line of the fastest run: a run that the other domains' or dom0's leftovers from the turn before
-# slowed down does not count (the block rows were bimodal from round to round without this).
-PV_REPS=2
+# pv_time ROW BYTES CMD...: run CMD, which moves BYTES bytes, BENCH_REPS times, and write the
+# bench line of the fastest run.
 pv_time() {
 	local row=$1 bytes=$2 t0 t1 r=0 best=
 	shift 2
-	while [ $r -lt $PV_REPS ]; do
+	while [ $r -lt $BENCH_REPS ]; do
 		t0=$(now_ns) || return 1
 		"$@" || return 1
 		t1=$(now_ns) || return 1
@@ -951,7 +954,7 @@ pv_setup() {
 		# grants purged, which Xen 4.17 answers with an I/O error on the next request when
 		# blkfront has not ended them yet (with either grant table; see xen_pv.sh's blk_purge).
 		check "bench pv: blkback keeps idle persistent grants" \
-			sh -c "echo 0 >/sys/module/xen_blkback/parameters/persistent_grant_unused_seconds"
+			sh -c "echo 0 >$PGRANT_PARAM"
 		check "bench pv: load xen-netback" mod_load xen-netback
 		check "bench pv: $BENCH_NET_MB MiB to send" \
 			dd if=/dev/zero of=/tmp/pv-data bs=1M count="$BENCH_NET_MB"

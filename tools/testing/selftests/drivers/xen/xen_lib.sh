@@ -153,6 +153,8 @@ evtchns_are() {
 }
 
 GRANTS=/sys/kernel/debug/xen-grant-table/refs
+# How long (s) xen-blkback keeps a persistent grant that is not used (0: for ever); dom0 only.
+PGRANT_PARAM=/sys/module/xen_blkback/parameters/persistent_grant_unused_seconds
 grants_are() {
 	local v
 	v=$(stat_of $GRANTS in_use) || return 1

@@ -180,7 +180,6 @@ no_grant_warning() {
 blk_purge() {
 	local g
 	if on dom0; then
-		PGRANT_PARAM=/sys/module/xen_blkback/parameters/persistent_grant_unused_seconds
 		PGRANT_OLD=$(cat $PGRANT_PARAM)
 		check "blk purge: persistent grants unused for 1 s are purged" sh -c "echo 1 >$PGRANT_PARAM"
 	fi
