@@ -154,8 +154,9 @@ impl Link {
         SLOTS - self.free.len()
     }
 
-    /// Queues one request; `false` when the ring or the table is full.
-    fn queue(&mut self, operation: u32, stats: &Stats) -> Result<bool> {
+    /// Queues one request; `false` when the ring or the table is full. `trace` is
+    /// [`Stats::tracing`], read once per burst.
+    fn queue(&mut self, operation: u32, stats: &Stats, trace: bool) -> Result<bool> {
         let Some(slot) = self.free.pop() else {
             return Ok(false);
         };
@@ -169,8 +170,9 @@ impl Link {
         let idx = match self.ring.push_request(&req) {
             Ok(idx) => idx,
             Err(e) => {
-                // The ring is full (`EBUSY`): the slot stays free.
-                self.free.push(slot, GFP_ATOMIC)?;
+                // The ring is full (`EBUSY`): the slot stays free. It was just taken, so there
+                // is room for it.
+                self.free.push_within_capacity(slot).map_err(|_| EINVAL)?;
                 return if e == EBUSY { Ok(false) } else { Err(e) };
             }
         };
@@ -178,8 +180,7 @@ impl Link {
         if let Some(entry) = self.table.get_mut(usize::from(slot)) {
             *entry = Outstanding { busy: true, req };
         }
-        stats.sent.add(1, Relaxed);
-        if stats.tracing() {
+        if trace {
             pr_info!(
                 "xen-demo {}: sent slot {}: id={} op={} status={}\n",
                 &*stats.name,
@@ -194,6 +195,8 @@ impl Link {
 
     /// Checks a response against the request it names; completes that request if it matches,
     /// and breaks the ring if it does not.
+    /// `free` has room for every slot (allocated in [`Link::new`]), so a slot that was busy
+    /// always goes back without allocating.
     fn complete(&mut self, rsp: &Response, stats: &Stats) {
         let slot = (rsp.id & 0xff) as usize;
         let good = match self.table.get_mut(slot) {
@@ -206,9 +209,9 @@ impl Link {
             }
             _ => false,
         };
-        if good && self.free.push(slot as u16, GFP_ATOMIC).is_ok() {
+        if good && self.free.push_within_capacity(slot as u16).is_ok() {
+            // `stats.completed` follows once per pass, in `FrontIrq::handle`.
             self.completed += 1;
-            stats.completed.add(1, Relaxed);
         } else {
             self.break_ring(
                 stats,
@@ -248,6 +251,7 @@ impl LateEoiHandler for FrontIrq {
             return LateEoi::Spurious;
         };
         let before = link.completed;
+        let trace = stats.tracing();
         let mut taken = 0u32;
         while !link.broken {
             let rsp = match link.ring.next_response() {
@@ -266,7 +270,7 @@ impl LateEoiHandler for FrontIrq {
                 }
             };
             taken += 1;
-            if stats.tracing() {
+            if trace {
                 pr_info!(
                     "xen-demo {}: received slot {}: id={} op={} status={}\n",
                     &*stats.name,
@@ -278,6 +282,11 @@ impl LateEoiHandler for FrontIrq {
             }
             link.received = link.received.wrapping_add(1);
             link.complete(&rsp, stats);
+        }
+        if link.completed != before {
+            // One atomic add per pass, not per response (C's counters are plain `u64`s under
+            // its ring lock); under `link`'s lock, so a woken sender sees the total.
+            stats.completed.add(link.completed - before, Relaxed);
         }
         if link.completed != before || link.broken {
             stats.progress.notify_all();
@@ -385,6 +394,7 @@ impl Front {
             return Err(ENOTCONN);
         }
         let mut guard = stats.link.lock();
+        let trace = stats.tracing();
         let start = Instant::<Monotonic>::now();
         let target = (*guard).as_ref().ok_or(ENOTCONN)?.completed + u64::from(n);
         let mut queued = 0u32;
@@ -393,17 +403,24 @@ impl Front {
             if link.completed >= target {
                 break;
             }
-            let mut pushed = false;
+            let mut pushed = 0u64;
             while queued < n && (link.in_flight() as u32) < batch {
-                if !link.queue(operation, stats)? {
+                let more = link.queue(operation, stats, trace).inspect_err(|_| {
+                    stats.sent.add(pushed, Relaxed);
+                })?;
+                if !more {
                     // The ring is full: wait for responses below.
                     stats.ring_full_waits.add(1, Relaxed);
                     break;
                 }
                 queued += 1;
-                pushed = true;
+                pushed += 1;
             }
-            if pushed && link.ring.push_requests_and_check_notify() {
+            if pushed != 0 {
+                // One atomic add per burst, as `completed` is counted once per pass.
+                stats.sent.add(pushed, Relaxed);
+            }
+            if pushed != 0 && link.ring.push_requests_and_check_notify() {
                 conn.notify();
                 stats.notifications.add(1, Relaxed);
             }
