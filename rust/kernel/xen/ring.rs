@@ -159,22 +159,28 @@ impl<Req, Rsp> Shared<Req, Rsp> {
     }
 }
 
+// The barriers are inlined into the (generic, so driver-side) ring code, so that each costs one
+// call into its C helper, not two.
+#[inline]
 fn virt_wmb() {
     // SAFETY: A barrier has no preconditions.
     unsafe { bindings::virt_wmb() }
 }
 
+#[inline]
 fn virt_rmb() {
     // SAFETY: A barrier has no preconditions.
     unsafe { bindings::virt_rmb() }
 }
 
+#[inline]
 fn virt_mb() {
     // SAFETY: A barrier has no preconditions.
     unsafe { bindings::virt_mb() }
 }
 
 /// Whether the peer asked to be notified of the indices `old..new`: `RING_PUSH_*_AND_CHECK_NOTIFY`.
+#[inline]
 fn needs_notify(old: RingIdx, new: RingIdx, event: RingIdx) -> bool {
     new.wrapping_sub(event) < new.wrapping_sub(old)
 }
