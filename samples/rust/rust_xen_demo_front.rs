@@ -320,9 +320,8 @@ impl Front {
             return Err(EINVAL);
         }
         let gref = ring.gref();
-        let port = dev
-            .alloc_evtchn()
-            .inspect_err(|e| dev.dev_fatal(*e, fmt!("allocating an event channel")))?;
+        // A failure is reported by xenbus (`xenbus_alloc_evtchn`).
+        let port = dev.alloc_evtchn()?;
         let evtchn = port.number();
         let link = Link::new(ring)?;
         *stats.link.lock() = Some(link);

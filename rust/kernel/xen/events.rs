@@ -98,6 +98,16 @@ impl Port {
         })
     }
 
+    /// Takes ownership of an open port.
+    ///
+    /// # Safety
+    ///
+    /// `port` is an open port of this domain that nothing else closes.
+    pub(crate) unsafe fn from_raw(port: u32) -> Self {
+        // INVARIANT: The caller guarantees that the port is open and ours.
+        Self { port }
+    }
+
     /// The port number, as published in xenstore.
     pub fn number(&self) -> u32 {
         self.port

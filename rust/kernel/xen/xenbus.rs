@@ -579,8 +579,16 @@ impl Device<device::Bound> {
     }
 
     /// Allocates an event channel port for the other end to bind to (`xenbus_alloc_evtchn`).
+    /// A failure is reported as for a C driver: xenbus logs it, writes it to the device's `error`
+    /// node and switches the device to Closing (`xenbus_dev_fatal`), so the caller need not.
+    /// [`Port::alloc_unbound`] is the same allocation without the report.
     pub fn alloc_evtchn(&self) -> Result<Port> {
-        Port::alloc_unbound(self.otherend_id())
+        let mut port: bindings::evtchn_port_t = 0;
+        // SAFETY: The device is valid and bound (this context), as `xenbus_dev_fatal` needs on
+        // the failure path; `port` is valid for the result.
+        to_result(unsafe { bindings::xenbus_alloc_evtchn(self.as_raw(), &mut port) })?;
+        // SAFETY: The hypervisor has just allocated `port` for this call; nothing else closes it.
+        Ok(unsafe { Port::from_raw(port) })
     }
 
     /// Maps the ring pages the other end granted with `grefs` (`xenbus_map_ring_valloc`); they
