@@ -43,7 +43,7 @@
 #                     default 4096), when that module is there, and the stock PV drivers in
 #                     each frontend domain: a disk (xen-blkfront on xen-blkback, a brd ramdisk of
 #                     XEN_DEMO_BENCH_BLK_MB MiB in dom0, default 16) read and written whole with
-#                     O_DIRECT, and XEN_DEMO_BENCH_NET_MB MiB (default 16) each way over TCP
+#                     O_DIRECT, and XEN_DEMO_BENCH_NET_MB MiB (default 64) each way over TCP
 #                     (xen-netfront on xen-netback), when those modules are there
 #   XEN_DEMO_SOAK_SLACK_KB  slab growth the soak tolerates in each domain (default 512)
 #   XEN_DEMO_QUIET_FILE  bench, in dom0: a file that exists while a frontend domain measures, so
@@ -61,7 +61,7 @@ BENCH_N32=${XEN_DEMO_BENCH_N32:-20000}
 BENCH_ROUNDS=${XEN_DEMO_BENCH_ROUNDS:-5}
 BENCH_GNT=${XEN_DEMO_BENCH_GNT:-4096}
 BENCH_BLK_MB=${XEN_DEMO_BENCH_BLK_MB:-16}
-BENCH_NET_MB=${XEN_DEMO_BENCH_NET_MB:-16}
+BENCH_NET_MB=${XEN_DEMO_BENCH_NET_MB:-64}
 SYNC_TIMEOUT=${XEN_DEMO_TIMEOUT:-300}
 QUIET_FILE=${XEN_DEMO_QUIET_FILE:-}
 DEVID=0
