@@ -403,22 +403,29 @@ impl Front {
                 break;
             }
             let mut pushed = 0u64;
+            let mut queued_all = Ok(());
             while queued < n && (link.in_flight() as u32) < batch {
-                let more = link.queue(operation, stats, trace).inspect_err(|_| {
-                    stats.sent.add(pushed, Relaxed);
-                })?;
-                if !more {
-                    // The ring is full: wait for responses below.
-                    stats.ring_full_waits.add(1, Relaxed);
-                    break;
+                match link.queue(operation, stats, trace) {
+                    Ok(true) => {
+                        queued += 1;
+                        pushed += 1;
+                    }
+                    Ok(false) => {
+                        // The ring is full: wait for responses below.
+                        stats.ring_full_waits.add(1, Relaxed);
+                        break;
+                    }
+                    Err(e) => {
+                        queued_all = Err(e);
+                        break;
+                    }
                 }
-                queued += 1;
-                pushed += 1;
             }
             if pushed != 0 {
                 // One atomic add per burst, as `completed` is counted once per pass.
                 stats.sent.add(pushed, Relaxed);
             }
+            queued_all?;
             if pushed != 0 && link.ring.push_requests_and_check_notify() {
                 conn.notify();
                 stats.notifications.add(1, Relaxed);
