@@ -182,8 +182,8 @@ no_grant_warning() {
 # ended a grant blkback purged (the grants in use fell below their count now); else a plain sleep.
 purge_gap() {
 	local g
-	g=$(stat_of $GRANTS in_use) || return 1
 	if [ "$PURGE_GAP" -gt 10 ]; then
+		g=$(stat_of $GRANTS in_use) || return 1
 		check "blk purge: blkfront ended the grants blkback purged, before $1" \
 			wait_until $((PURGE_GAP * 5)) "the grants in use to fall below $g" grants_at_most $((g - 1))
 	else
