@@ -762,6 +762,82 @@ mod tests {
         Ok(())
     }
 
+    /// Events handled by the spurious-EOI test.
+    const SPURIOUS_RUNS: usize = 12;
+
+    /// Finds no work in any event, and records the jiffies at which each one was handled.
+    #[pin_data]
+    struct NoWork {
+        #[pin]
+        signal: Signal,
+        runs: AtomicU32,
+        at: [core::sync::atomic::AtomicU64; SPURIOUS_RUNS],
+    }
+
+    fn jiffies() -> u64 {
+        // SAFETY: `jiffies_64` is a kernel global that is always valid; a 64-bit kernel reads it
+        // with one load, as `get_jiffies_64()` does.
+        unsafe { core::ptr::read_volatile(&raw const bindings::jiffies_64) }
+    }
+
+    impl LateEoiHandler for NoWork {
+        fn handle(&self, _peer: &Notifier) -> LateEoi {
+            let run = self.runs.fetch_add(1, Ordering::Relaxed) as usize;
+            if let Some(at) = self.at.get(run) {
+                at.store(jiffies(), Ordering::Relaxed);
+            }
+            self.signal.fire();
+            LateEoi::Spurious
+        }
+    }
+
+    // XSA-391's back-off: a handler that keeps finding no work returns `Spurious`, and the event
+    // core holds the channel masked. In 7.3 (`xen_irq_lateeoi_locked()`), the second spurious
+    // EOI in a row holds it for a jiffy; the delayed unmask then counts as a good EOI and starts
+    // the count again, so a channel whose events come one at a time is held a jiffy after every
+    // second one: at most two events a jiffy. Only lower bounds are asserted (an event cannot be
+    // handled before the channel is unmasked, however slow the machine): with the EOI not
+    // flagged spurious (`Handled` instead), events arrive well within a jiffy of each other and
+    // the assertion fails for the first pair.
+    #[test]
+    fn spurious_events_hold_the_channel_masked() -> Result {
+        if !crate::xen::testutil::need_xen() {
+            return Ok(());
+        }
+        // `a` gets no event of its own at bind time (see `loopback_lateeoi`): each run below is
+        // one notification from `b`.
+        let a = Port::alloc_unbound(DOMID_SELF)?;
+        let b = Port::bind_interdomain(DOMID_SELF, a.number())?;
+        let reg = KBox::pin_init(
+            LateEoiRegistration::new(
+                a,
+                c"rust-xen-kunit-spurious",
+                try_pin_init!(NoWork {
+                    signal <- Signal::new(),
+                    runs: AtomicU32::new(0),
+                    at: [const { core::sync::atomic::AtomicU64::new(0) }; SPURIOUS_RUNS],
+                }? Error),
+            ),
+            GFP_KERNEL,
+        )?;
+        let h = reg.handler();
+        for _ in 0..SPURIOUS_RUNS {
+            // Sent while the channel may still be masked from the last EOI: it stays pending
+            // and is handled when the event core unmasks the channel.
+            b.notify();
+            // Fails if an event is lost.
+            assert!(h.signal.wait(5000));
+        }
+        assert_eq!(h.runs.load(Ordering::Relaxed), SPURIOUS_RUNS as u32);
+        let at = |i: usize| h.at.get(i).map_or(0, |a| a.load(Ordering::Relaxed));
+        // Runs 1, 3, 5, ... (from 0) end with the second spurious EOI in a row: the next run
+        // comes a jiffy later at the earliest.
+        for run in (1..SPURIOUS_RUNS - 1).step_by(2) {
+            assert!(at(run + 1).saturating_sub(at(run)) >= 1);
+        }
+        Ok(())
+    }
+
     #[test]
     fn binding_to_a_bad_remote_port_fails() {
         if !crate::xen::testutil::need_xen() {
