@@ -222,7 +222,9 @@ fn read_number(dev: &Device<Bound>, fe: &CStr, node: &CStr) -> Result<u32> {
     value.parse::<u32>().inspect_err(|e| match value.as_str() {
         Ok(s) => dev.dev_fatal(
             *e,
-            fmt!("{fe}/{node} is not a 32-bit decimal number: \"{s}\""),
+            // Quoted and escaped (`Debug`), as the C twin's `%pE`: the value is the peer's, and
+            // may hold a NUL byte or control characters.
+            fmt!("{fe}/{node} is not a 32-bit decimal number: {s:?}"),
         ),
         Err(_) => dev.dev_fatal(*e, fmt!("{fe}/{node} is not text")),
     })

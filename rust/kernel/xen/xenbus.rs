@@ -553,7 +553,9 @@ impl Device<device::Bound> {
         let msg = CString::try_from_fmt(args);
         let msg: &CStr = match &msg {
             Ok(m) => m,
-            Err(_) => c"(message lost: out of memory)",
+            Err(e) if *e == ENOMEM => c"(message lost: out of memory)",
+            // A NUL byte inside, from a value quoted as it is: quote peer values with `{:?}`.
+            Err(_) => c"(message lost: it held a NUL byte)",
         };
         let (dev, errno, fmt) = (self.as_raw(), err.to_errno(), c"%s".as_char_ptr());
         if fatal {
