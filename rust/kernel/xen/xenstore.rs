@@ -97,8 +97,9 @@ impl Drop for Value {
 ///
 /// For the unsigned integer types that is a decimal number made of ASCII digits only, without
 /// a sign, surrounding whitespace, a trailing newline, leading zeros (`"0"` itself is fine) or a
-/// radix prefix: `"+12"`, `" 12"`, `"012"`, `"0x1"`, `"12\n"` and `""` are `EINVAL`, and a
-/// number that does not fit the type is `ERANGE`.
+/// radix prefix: `"+12"`, `" 12"`, `"012"`, `"0x1"`, `"12\n"`, `""` and a value with a NUL byte
+/// inside (`"1\x002"`, which `strtoul` reads as 1) are `EINVAL`, and a number that does not fit
+/// the type is `ERANGE`.
 ///
 /// # Examples
 ///
@@ -107,7 +108,7 @@ impl Drop for Value {
 ///
 /// assert_eq!(u32::from_value(b"4294967295"), Ok(u32::MAX));
 /// assert_eq!(u32::from_value(b"0"), Ok(0));
-/// for bad in [&b"+12"[..], b" 12", b"012", b"0x1", b"12\n", b"", b"-1", b"1 2"] {
+/// for bad in [&b"+12"[..], b" 12", b"012", b"0x1", b"12\n", b"", b"-1", b"1 2", b"1\x002"] {
 ///     assert_eq!(u32::from_value(bad), Err(EINVAL));
 /// }
 /// assert_eq!(u32::from_value(b"4294967296"), Err(ERANGE));

@@ -379,6 +379,8 @@ mode_test() {
 			hostile "$b" "ring-ref huge" ring-ref ring-ref=99999999999 event-channel=10 protocol-version=1
 			hostile "$b" "ring-ref +1000" "ring-ref:decimal number" ring-ref=+1000 event-channel=10 protocol-version=1
 			hostile "$b" "ring-ref 01000" "ring-ref:decimal number" ring-ref=01000 event-channel=10 protocol-version=1
+			# xenstore-write turns \000 into a NUL byte: "1000", NUL, "1" is 6 bytes long.
+			hostile "$b" "ring-ref with a NUL inside" "ring-ref:decimal number" 'ring-ref=1000\0001' event-channel=10 protocol-version=1
 			hostile "$b" "ring-ref reserved" ring-ref ring-ref=3 event-channel=10 protocol-version=1
 			hostile "$b" "ring-ref not granted" ring-ref ring-ref=1000 event-channel=10 protocol-version=1
 			hostile "$b" "ring-ref missing" ring-ref event-channel=10 protocol-version=1
