@@ -2,15 +2,17 @@
 # Tests run in dom0 after the domU has reported (sourced by dom0-init.sh).
 
 dom0_tests() {
-	t "hypervisor is xen" has_line /sys/hypervisor/type '^xen$'
-	t "dom0 has control_d capability" has_line /proc/xen/capabilities control_d
-	t "xen-backend bus is registered" test -d /sys/bus/xen-backend/devices
-	t "dom0 runs on 2 vCPUs" has_line /sys/devices/system/cpu/online '^0-1$'
-	t "dom0 uses the FIFO event channel ABI" dmesg_has "xen:events: Using FIFO-based ABI"
-	t "dom0 uses the v1 grant table layout (the default here)" dmesg_has "xen:grant_table: Grant tables using version 1 layout"
-	t "lockdep is on" test -e /proc/lockdep_stats
-	t "SLUB debugging is on for kmalloc (slab_debug=)" has_line /sys/kernel/slab/kmalloc-64/poison '^1$'
-	t "KFENCE is on" test -d /sys/kernel/debug/kfence
+	# What the run claims about its bed (Xen, vCPUs, event ABI, grant layout, checkers): each
+	# line fails if the bed silently lost it. They test the set-up, not the project.
+	t "test bed: hypervisor is xen" has_line /sys/hypervisor/type '^xen$'
+	t "test bed: dom0 has control_d capability" has_line /proc/xen/capabilities control_d
+	t "test bed: xen-backend bus is registered" test -d /sys/bus/xen-backend/devices
+	t "test bed: dom0 runs on 2 vCPUs" has_line /sys/devices/system/cpu/online '^0-1$'
+	t "test bed: dom0 uses the FIFO event channel ABI" dmesg_has "xen:events: Using FIFO-based ABI"
+	t "test bed: dom0 uses the v1 grant table layout (the default here)" dmesg_has "xen:grant_table: Grant tables using version 1 layout"
+	t "test bed: lockdep is on" test -e /proc/lockdep_stats
+	t "test bed: SLUB debugging is on for kmalloc (slab_debug=)" has_line /sys/kernel/slab/kmalloc-64/poison '^1$'
+	t "test bed: KFENCE is on" test -d /sys/kernel/debug/kfence
 	t "insmod rust_xen_hello" insmod /lib/modules/xr/rust_xen_hello.ko
 	t "rust_xen_hello in /proc/modules" module_loaded rust_xen_hello
 	t "rust_xen_hello saw dom0" dmesg_has "rust_xen_hello: loaded in dom0 (Pv guest)"

@@ -2,17 +2,18 @@
 # Tests run in the PV domU (sourced by domU-init.sh).
 
 domU_tests() {
-	t "hypervisor is xen" has_line /sys/hypervisor/type '^xen$'
-	t "not the initial domain" sh -c '! grep -q control_d /proc/xen/capabilities 2>/dev/null'
-	t "xen frontend bus is registered" test -d /sys/bus/xen/devices
-	t "domU runs on 2 vCPUs" has_line /sys/devices/system/cpu/online '^0-1$'
-	t "domU uses the 2-level event channel ABI (xen.fifo_events=0)" dmesg_has "xen:events: Using 2-level ABI"
-	t "domU uses the v2 grant table layout (grant_table.version=2)" dmesg_has "xen:grant_table: Grant tables using version 2 layout"
-	t "lockdep is on" test -e /proc/lockdep_stats
-	t "SLUB debugging is on for kmalloc (slab_debug=)" has_line /sys/kernel/slab/kmalloc-64/poison '^1$'
-	t "KFENCE is on" test -d /sys/kernel/debug/kfence
-	t "console is the Xen hvc0" has_line /proc/consoles '^hvc0'
-	t "hvc0 tty exists" test -e /sys/class/tty/hvc0
+	# What the run claims about its bed (Xen, vCPUs, event ABI, grant layout, checkers): each
+	# line fails if the bed silently lost it. They test the set-up, not the project.
+	t "test bed: hypervisor is xen" has_line /sys/hypervisor/type '^xen$'
+	t "test bed: not the initial domain" sh -c '! grep -q control_d /proc/xen/capabilities 2>/dev/null'
+	t "test bed: xen frontend bus is registered" test -d /sys/bus/xen/devices
+	t "test bed: domU runs on 2 vCPUs" has_line /sys/devices/system/cpu/online '^0-1$'
+	t "test bed: domU uses the 2-level event channel ABI (xen.fifo_events=0)" dmesg_has "xen:events: Using 2-level ABI"
+	t "test bed: domU uses the v2 grant table layout (grant_table.version=2)" dmesg_has "xen:grant_table: Grant tables using version 2 layout"
+	t "test bed: lockdep is on" test -e /proc/lockdep_stats
+	t "test bed: SLUB debugging is on for kmalloc (slab_debug=)" has_line /sys/kernel/slab/kmalloc-64/poison '^1$'
+	t "test bed: KFENCE is on" test -d /sys/kernel/debug/kfence
+	t "test bed: console is the Xen hvc0" has_line /proc/consoles '^hvc0'
 	t "insmod rust_xen_hello" insmod /lib/modules/xr/rust_xen_hello.ko
 	t "rust_xen_hello in /proc/modules" module_loaded rust_xen_hello
 	t "rust_xen_hello saw domU" dmesg_has "rust_xen_hello: loaded in domU (Pv guest)"
