@@ -441,6 +441,12 @@ impl Drop for ForeignMapping {
     }
 }
 
+// These tests count free grant references and fill the whole table (exhaustion, the free-refs
+// callback), so they assume nobody else allocates references while they run. That holds where
+// they run: in the kernel crate, at boot, after the initcalls and before init; the drivers that
+// grant pages at run time (blkfront, netfront, the demo pair) are modules loaded later, and the
+// console and xenstore use reserved references. They would be wrong in a module loaded beside
+// running frontends.
 #[cfg(CONFIG_RUST_XEN_KUNIT_TEST)]
 #[macros::kunit_tests(rust_xen_grant_table)]
 mod tests {
