@@ -128,7 +128,8 @@ impl<Req, Rsp> Shared<Req, Rsp> {
 
     /// Pointer to the entry of index `idx` (taken modulo the ring size, so always in bounds).
     fn entry(&self, idx: RingIdx) -> *mut u8 {
-        let slot = (idx & (self.nr_ents - 1)) as usize;
+        // `nr_ents` is not 0 (type invariant): the mask needs no overflow check.
+        let slot = (idx & self.nr_ents.wrapping_sub(1)) as usize;
         // SAFETY: `slot < nr_ents`, so the entry is inside the shared area (type invariant).
         unsafe {
             self.base
@@ -255,7 +256,9 @@ impl<Req: AsBytes + Copy, Rsp: FromBytes + Copy> FrontRing<Req, Rsp> {
 
     /// Requests that can still be queued before the ring is full (`RING_FREE_REQUESTS`).
     pub fn free_requests(&self) -> u32 {
-        self.size() - self.req_prod_pvt.wrapping_sub(self.rsp_cons)
+        // At most `size()` requests are outstanding: `push_request` queues no more, and
+        // `refresh` lets no more responses be consumed than were requested.
+        self.size().wrapping_sub(self.outstanding())
     }
 
     /// Whether no request can be queued until responses are consumed (`RING_FULL`).
@@ -328,8 +331,54 @@ impl<Req: AsBytes + Copy, Rsp: FromBytes + Copy> FrontRing<Req, Rsp> {
                 .read_volatile()
         };
         self.rsp_cons = self.rsp_cons.wrapping_add(1);
-        self.rsp_avail -= 1;
+        // Not 0: checked above.
+        self.rsp_avail = self.rsp_avail.wrapping_sub(1);
         Ok(Some(rsp))
+    }
+
+    /// Consumes every pending response in order, handing each to `f`, until none is left after
+    /// the final check ([`final_check_for_responses`](Self::final_check_for_responses)) or `f`
+    /// returns `false`. Returns how many were consumed.
+    ///
+    /// The same as calling [`next_response`](Self::next_response) in a loop, but the indices stay
+    /// in registers while `f` runs: a frontend's interrupt handler, taking a batch of responses.
+    ///
+    /// Fails with `EPROTO` for a misbehaving peer, having consumed the responses before the lie.
+    #[inline]
+    pub fn consume_responses(&mut self, mut f: impl FnMut(Rsp) -> bool) -> Result<u32> {
+        let mut taken = 0u32;
+        loop {
+            let mut avail = self.rsp_avail;
+            if avail == 0 {
+                avail = self.refresh()?;
+                if avail == 0 {
+                    // `refresh` just found nothing: ask for an event, then look once more.
+                    self.shared
+                        .write_idx(RSP_EVENT, self.rsp_cons.wrapping_add(1));
+                    virt_mb();
+                    if self.refresh()? == 0 {
+                        return Ok(taken);
+                    }
+                    continue;
+                }
+            }
+            let mut cons = self.rsp_cons;
+            let end = cons.wrapping_add(avail);
+            while cons != end {
+                // SAFETY: As in `next_response`: the slot is in the shared area and aligned for
+                // `Rsp`, any bytes are a valid `Rsp`, and it is read once.
+                let rsp = unsafe { self.shared.entry(cons).cast::<Rsp>().read_volatile() };
+                cons = cons.wrapping_add(1);
+                taken = taken.wrapping_add(1);
+                if !f(rsp) {
+                    self.rsp_cons = cons;
+                    self.rsp_avail = end.wrapping_sub(cons);
+                    return Ok(taken);
+                }
+            }
+            self.rsp_cons = cons;
+            self.rsp_avail = 0;
+        }
     }
 
     /// After consuming all responses: asks the peer for a notification on the next one and
@@ -420,8 +469,9 @@ impl<Req: FromBytes + Copy, Rsp: AsBytes + Copy> BackRing<Req, Rsp> {
             return Err(EPROTO);
         }
         let avail = prod.wrapping_sub(self.req_cons);
-        // Never more than the free slots: `RING_REQUEST_CONS_OVERFLOW`.
-        let room = self.size() - self.unanswered();
+        // Never more than the free slots: `RING_REQUEST_CONS_OVERFLOW`. At most `size()`
+        // requests are unanswered: no more than that are consumed (this bound).
+        let room = self.size().wrapping_sub(self.unanswered());
         self.req_avail = avail.min(room);
         Ok(self.req_avail)
     }
@@ -451,7 +501,8 @@ impl<Req: FromBytes + Copy, Rsp: AsBytes + Copy> BackRing<Req, Rsp> {
                 .read_volatile()
         };
         self.req_cons = self.req_cons.wrapping_add(1);
-        self.req_avail -= 1;
+        // Not 0: checked above.
+        self.req_avail = self.req_avail.wrapping_sub(1);
         Ok(Some(req))
     }
 
@@ -615,6 +666,57 @@ mod tests {
         Ok(())
     }
 
+    // `consume_responses` takes what `next_response` would, in order, across the wrap of the
+    // ring; it stops where its callback says, and sets the event index as the final check does.
+    #[test]
+    fn consume_responses_in_batches() -> Result {
+        let page = SharedPage::alloc(GFP_KERNEL)?;
+        let (mut front, mut back) = pair(&page)?;
+        let n = front.size();
+        let mut next = 0u32;
+        for round in 0..(3 * n) {
+            let batch = 1 + (round * 7) % n;
+            for i in 0..batch {
+                front.push_request(&msg(next.wrapping_add(i)))?;
+            }
+            front.push_requests_and_check_notify();
+            while let Some(req) = back.next_request()? {
+                back.push_response(&Msg {
+                    status: req.status + 1,
+                    ..req
+                })?;
+            }
+            back.push_responses_and_check_notify();
+            // Every third round, stop after the first response, then take the rest.
+            let stop_early = round % 3 == 0 && batch > 1;
+            let mut seen = 0u32;
+            let mut check = |rsp: Msg| {
+                let good = rsp.id == next.wrapping_add(seen) && rsp.status == rsp.id + 1;
+                seen += 1;
+                good && !(stop_early && seen == 1)
+            };
+            let taken = front.consume_responses(&mut check)?;
+            if stop_early {
+                assert_eq!(taken, 1);
+                assert_eq!(front.consume_responses(&mut check)?, batch - 1);
+            } else {
+                assert_eq!(taken, batch);
+            }
+            assert_eq!(seen, batch);
+            next = next.wrapping_add(batch);
+            assert_eq!(front.outstanding(), 0);
+            // Nothing left, and the backend is asked to notify the next response.
+            assert_eq!(front.consume_responses(|_| false)?, 0);
+            assert_eq!(page_read_idx(&front, RSP_EVENT), next.wrapping_add(1));
+        }
+        // A backend that answers more than was asked is caught before anything is consumed.
+        front.push_request(&msg(next))?;
+        front.push_requests_and_check_notify();
+        page_write_idx(&front, RSP_PROD, next.wrapping_add(2));
+        assert_eq!(front.consume_responses(|_| true), Err(EPROTO));
+        Ok(())
+    }
+
     #[test]
     fn indices_wrap_at_u32_max() -> Result {
         let page = SharedPage::alloc(GFP_KERNEL)?;
@@ -685,6 +787,10 @@ mod tests {
 
     fn page_write_idx(front: &FrontRing<Msg, Msg>, off: usize, val: u32) {
         front.shared.write_idx(off, val);
+    }
+
+    fn page_read_idx(front: &FrontRing<Msg, Msg>, off: usize) -> u32 {
+        front.shared.read_idx(off)
     }
 
     #[test]

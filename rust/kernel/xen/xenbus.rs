@@ -735,6 +735,12 @@ impl<Req: AsBytes + Copy, Rsp: FromBytes + Copy> SharedFrontRing<Req, Rsp> {
     pub fn final_check_for_responses(&mut self) -> Result<bool> {
         self.ring.final_check_for_responses()
     }
+
+    /// Consumes every pending response ([`FrontRing::consume_responses`]).
+    #[inline]
+    pub fn consume_responses(&mut self, f: impl FnMut(Rsp) -> bool) -> Result<u32> {
+        self.ring.consume_responses(f)
+    }
 }
 
 /// The ring's read-only accessors. There is no `&mut` access to the ring itself: safe code could
