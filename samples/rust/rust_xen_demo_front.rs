@@ -181,57 +181,55 @@ impl Link {
             *entry = Outstanding { busy: true, req };
         }
         if trace {
-            pr_info!(
-                "xen-demo {}: sent slot {}: id={} op={} status={}\n",
-                &*stats.name,
-                idx as usize % SLOTS,
-                req.id,
-                req.operation,
-                req.status
-            );
+            trace_request(stats, "sent", idx, req.id, req.operation, req.status);
         }
         Ok(true)
     }
 
-    /// Checks a response against the request it names; completes that request if it matches,
-    /// and breaks the ring if it does not.
-    /// `free` has room for every slot (allocated in [`Link::new`]), so a slot that was busy
-    /// always goes back without allocating.
-    fn complete(&mut self, rsp: &Response, stats: &Stats) {
-        let slot = (rsp.id & 0xff) as usize;
-        let good = match self.table.get_mut(slot) {
-            Some(o) if o.busy && o.req.id == rsp.id && o.req.operation == rsp.operation => {
-                let ok = rsp.status == proto::answer(o.req.operation, o.req.status);
-                if ok {
-                    o.busy = false;
-                }
-                ok
-            }
-            _ => false,
+    /// Checks a response against the request it names and completes that request if it
+    /// matches; `false` if it does not (the caller breaks the ring).
+    ///
+    /// A field of [`Link`] each, so that it can run while the ring is borrowed. `free` has
+    /// room for every slot (allocated in [`Link::new`]), so a slot that was busy always goes
+    /// back without allocating.
+    #[inline]
+    fn complete(table: &mut KVec<Outstanding>, free: &mut KVec<u16>, rsp: Response) -> bool {
+        let slot = rsp.id & 0xff;
+        let Some(o) = table.get_mut(slot as usize) else {
+            return false;
         };
-        if good && self.free.push_within_capacity(slot as u16).is_ok() {
-            // `stats.completed` follows once per pass, in `FrontIrq::handle`.
-            self.completed += 1;
-        } else {
-            self.break_ring(
-                stats,
-                fmt!(
-                    "bad response: id={} op={} status={}",
-                    rsp.id,
-                    rsp.operation,
-                    rsp.status
-                ),
-            );
+        if !(o.busy
+            && o.req.id == rsp.id
+            && o.req.operation == rsp.operation
+            && rsp.status == proto::answer(o.req.operation, o.req.status))
+        {
+            return false;
         }
+        o.busy = false;
+        free.push_within_capacity(slot as u16).is_ok()
     }
 
     /// Stops reading the ring for good (until the next connection), counting and logging why.
+    #[cold]
     fn break_ring(&mut self, stats: &Stats, why: fmt::Arguments<'_>) {
         self.broken = true;
         if stats.bad_responses.fetch_add(1, Relaxed) < LOGGED_BAD_RESPONSES {
             pr_warn!("xen-demo {}: {why}, ring abandoned\n", &*stats.name);
         }
     }
+}
+
+/// Logs a request sent or a response received at ring index `idx` (`trace` in debugfs): the
+/// log format the C twin and the kselftest share. Out of line and cold, so that the send and
+/// receive loops keep their values in registers.
+#[cold]
+#[inline(never)]
+fn trace_request(stats: &Stats, what: &str, idx: u32, id: u32, operation: u32, status: u32) {
+    pr_info!(
+        "xen-demo {}: {what} slot {}: id={id} op={operation} status={status}\n",
+        &*stats.name,
+        idx as usize % SLOTS
+    );
 }
 
 /// The frontend's event handler: takes responses off the ring and checks them.
@@ -250,45 +248,50 @@ impl LateEoiHandler for FrontIrq {
             stats.spurious.add(1, Relaxed);
             return LateEoi::Spurious;
         };
-        let before = link.completed;
+        if link.broken {
+            stats.spurious.add(1, Relaxed);
+            return LateEoi::Spurious;
+        }
         let trace = stats.tracing();
-        let mut taken = 0u32;
-        while !link.broken {
-            let rsp = match link.ring.next_response() {
-                Ok(Some(rsp)) => rsp,
-                Ok(None) => match link.ring.final_check_for_responses() {
-                    Ok(true) => continue,
-                    Ok(false) => break,
-                    Err(e) => {
-                        link.break_ring(stats, fmt!("more responses than requests ({e:?})"));
-                        break;
-                    }
-                },
-                Err(e) => {
-                    link.break_ring(stats, fmt!("more responses than requests ({e:?})"));
-                    break;
-                }
-            };
-            taken += 1;
+        let first = link.received;
+        let mut next = first;
+        let mut bad = None;
+        // Every response up to the final check, unless one does not match its request.
+        let outcome = link.ring.consume_responses(|rsp| {
             if trace {
-                pr_info!(
-                    "xen-demo {}: received slot {}: id={} op={} status={}\n",
-                    &*stats.name,
-                    link.received as usize % SLOTS,
+                trace_request(stats, "received", next, rsp.id, rsp.operation, rsp.status);
+            }
+            next = next.wrapping_add(1);
+            if Link::complete(&mut link.table, &mut link.free, rsp) {
+                return true;
+            }
+            bad = Some(rsp);
+            false
+        });
+        link.received = next;
+        let taken = next.wrapping_sub(first);
+        if let Some(rsp) = bad {
+            link.break_ring(
+                stats,
+                fmt!(
+                    "bad response: id={} op={} status={}",
                     rsp.id,
                     rsp.operation,
                     rsp.status
-                );
-            }
-            link.received = link.received.wrapping_add(1);
-            link.complete(&rsp, stats);
+                ),
+            );
+        } else if let Err(e) = outcome {
+            link.break_ring(stats, fmt!("more responses than requests ({e:?})"));
         }
-        if link.completed != before {
+        // Responses that completed a request: all taken but a bad one.
+        let good = u64::from(taken) - u64::from(bad.is_some());
+        if good != 0 {
+            link.completed += good;
             // One atomic add per pass, not per response (C's counters are plain `u64`s under
             // its ring lock); under `link`'s lock, so a woken sender sees the total.
-            stats.completed.add(link.completed - before, Relaxed);
+            stats.completed.add(good, Relaxed);
         }
-        if link.completed != before || link.broken {
+        if good != 0 || link.broken {
             stats.progress.notify_all();
         }
         if taken == 0 {
@@ -397,6 +400,7 @@ impl Front {
         let start = Instant::<Monotonic>::now();
         let target = (*guard).as_ref().ok_or(ENOTCONN)?.completed + u64::from(n);
         let mut queued = 0u32;
+        let wait = msecs_to_jiffies(PROGRESS_TIMEOUT_MS);
         loop {
             let link = (*guard).as_mut().ok_or(ENOTCONN)?;
             if link.completed >= target {
@@ -442,7 +446,6 @@ impl Front {
                 if stats.connected.load(Relaxed) == 0 {
                     return Err(ENOTCONN);
                 }
-                let wait = msecs_to_jiffies(PROGRESS_TIMEOUT_MS);
                 match stats.progress.wait_interruptible_timeout(&mut guard, wait) {
                     CondVarTimeoutResult::Timeout => return Err(ETIMEDOUT),
                     // Not ERESTARTSYS: a restarted write() would send every request again.
