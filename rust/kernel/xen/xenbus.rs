@@ -794,6 +794,12 @@ impl<Req: FromBytes + Copy, Rsp: AsBytes + Copy> SharedBackRing<Req, Rsp> {
         self.ring.push_response(rsp)
     }
 
+    /// Answers up to `max` requests in order ([`BackRing::answer_requests`]).
+    #[inline]
+    pub fn answer_requests(&mut self, max: u32, f: impl FnMut(Req) -> Rsp) -> Result<u32> {
+        self.ring.answer_requests(max, f)
+    }
+
     /// Publishes the queued responses ([`BackRing::push_responses_and_check_notify`]).
     pub fn push_responses_and_check_notify(&mut self) -> bool {
         self.ring.push_responses_and_check_notify()
