@@ -574,14 +574,20 @@ mod tests {
         }
     }
 
+    /// A channel from this domain to itself: `a`, allocated unbound, and `b`, bound to it.
+    fn loopback() -> Result<(Port, Port)> {
+        let a = Port::alloc_unbound(DOMID_SELF)?;
+        let b = Port::bind_interdomain(DOMID_SELF, a.number())?;
+        Ok((a, b))
+    }
+
     #[test]
     fn loopback_notify_runs_handler() -> Result {
         if !crate::xen::testutil::need_xen() {
             return Ok(());
         }
         // A channel from this domain to itself: `a` is bound to the handler, `b` notifies it.
-        let a = Port::alloc_unbound(DOMID_SELF)?;
-        let b = Port::bind_interdomain(DOMID_SELF, a.number())?;
+        let (a, b) = loopback()?;
         let reg = KBox::pin_init(
             Registration::new(
                 a,
@@ -609,8 +615,7 @@ mod tests {
         // notification sent before the bind is lost; whether that event is still there when
         // the handler is bound varies. The other end (`a`) gets no such event: the count of
         // its handler is exact.
-        let a = Port::alloc_unbound(DOMID_SELF)?;
-        let b = Port::bind_interdomain(DOMID_SELF, a.number())?;
+        let (a, b) = loopback()?;
         let reg = KBox::pin_init(
             LateEoiRegistration::new(
                 b,
@@ -701,8 +706,7 @@ mod tests {
         if !crate::xen::testutil::need_xen() {
             return Ok(());
         }
-        let a = Port::alloc_unbound(DOMID_SELF)?;
-        let b = Port::bind_interdomain(DOMID_SELF, a.number())?;
+        let (a, b) = loopback()?;
         let reg = KBox::pin_init(
             LateEoiRegistration::new(a, c"rust-xen-kunit-defer", Deferring::new(3)),
             GFP_KERNEL,
@@ -741,8 +745,7 @@ mod tests {
         if !crate::xen::testutil::need_xen() {
             return Ok(());
         }
-        let a = Port::alloc_unbound(DOMID_SELF)?;
-        let b = Port::bind_interdomain(DOMID_SELF, a.number())?;
+        let (a, b) = loopback()?;
         let reg = KBox::pin_init(
             LateEoiRegistration::new(a, c"rust-xen-kunit-defer", Deferring::new(u32::MAX)),
             GFP_KERNEL,
@@ -806,8 +809,7 @@ mod tests {
         }
         // `a` gets no event of its own at bind time (see `loopback_lateeoi`): each run below is
         // one notification from `b`.
-        let a = Port::alloc_unbound(DOMID_SELF)?;
-        let b = Port::bind_interdomain(DOMID_SELF, a.number())?;
+        let (a, b) = loopback()?;
         let reg = KBox::pin_init(
             LateEoiRegistration::new(
                 a,
