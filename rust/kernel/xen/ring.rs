@@ -352,11 +352,8 @@ impl<Req: AsBytes + Copy, Rsp: FromBytes + Copy> FrontRing<Req, Rsp> {
             if avail == 0 {
                 avail = self.refresh()?;
                 if avail == 0 {
-                    // `refresh` just found nothing: ask for an event, then look once more.
-                    self.shared
-                        .write_idx(RSP_EVENT, self.rsp_cons.wrapping_add(1));
-                    virt_mb();
-                    if self.refresh()? == 0 {
+                    // `refresh` just found nothing: the rest of the final check.
+                    if !self.ask_for_event_and_recheck()? {
                         return Ok(taken);
                     }
                     continue;
@@ -387,6 +384,13 @@ impl<Req: AsBytes + Copy, Rsp: FromBytes + Copy> FrontRing<Req, Rsp> {
         if self.refresh()? != 0 {
             return Ok(true);
         }
+        self.ask_for_event_and_recheck()
+    }
+
+    /// The second half of the final check, once no response is pending: asks the peer for a
+    /// notification on the next one, then looks again for one published meanwhile.
+    #[inline]
+    fn ask_for_event_and_recheck(&mut self) -> Result<bool> {
         self.shared
             .write_idx(RSP_EVENT, self.rsp_cons.wrapping_add(1));
         virt_mb();
