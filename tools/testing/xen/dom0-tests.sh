@@ -10,9 +10,7 @@ dom0_tests() {
 	t "test bed: dom0 runs on 2 vCPUs" has_line /sys/devices/system/cpu/online '^0-1$'
 	t "test bed: dom0 uses the FIFO event channel ABI" dmesg_has "xen:events: Using FIFO-based ABI"
 	t "test bed: dom0 uses the v1 grant table layout (the default here)" dmesg_has "xen:grant_table: Grant tables using version 1 layout"
-	t "test bed: lockdep is on" test -e /proc/lockdep_stats
-	t "test bed: SLUB debugging is on for kmalloc (slab_debug=)" has_line /sys/kernel/slab/kmalloc-64/poison '^1$'
-	t "test bed: KFENCE is on" test -d /sys/kernel/debug/kfence
+	bed_checkers
 	t "insmod rust_xen_hello" insmod /lib/modules/xr/rust_xen_hello.ko
 	t "rust_xen_hello in /proc/modules" module_loaded rust_xen_hello
 	t "rust_xen_hello saw dom0" dmesg_has "rust_xen_hello: loaded in dom0 (Pv guest)"

@@ -10,9 +10,7 @@ domU_tests() {
 	t "test bed: domU runs on 2 vCPUs" has_line /sys/devices/system/cpu/online '^0-1$'
 	t "test bed: domU uses the 2-level event channel ABI (xen.fifo_events=0)" dmesg_has "xen:events: Using 2-level ABI"
 	t "test bed: domU uses the v2 grant table layout (grant_table.version=2)" dmesg_has "xen:grant_table: Grant tables using version 2 layout"
-	t "test bed: lockdep is on" test -e /proc/lockdep_stats
-	t "test bed: SLUB debugging is on for kmalloc (slab_debug=)" has_line /sys/kernel/slab/kmalloc-64/poison '^1$'
-	t "test bed: KFENCE is on" test -d /sys/kernel/debug/kfence
+	bed_checkers
 	t "test bed: console is the Xen hvc0" has_line /proc/consoles '^hvc0'
 	t "insmod rust_xen_hello" insmod /lib/modules/xr/rust_xen_hello.ko
 	t "rust_xen_hello in /proc/modules" module_loaded rust_xen_hello

@@ -52,6 +52,14 @@ module_loaded() { grep -q "^$1 " /proc/modules; }
 module_gone() { ! grep -q "^$1 " /proc/modules; }
 # No pipelines: busybox-static pipes have been seen to crash here (a reader that exits early).
 dmesg_has() { dmesg >/tmp/dmesg.txt && grep -q "$1" /tmp/dmesg.txt; }
+
+# bed_checkers: the test bed's claim, in each domain, that the checkers are on (a report from any of
+# them fails the run, so a kernel that lost one would pass silently).
+bed_checkers() {
+	t "test bed: lockdep is on" test -e /proc/lockdep_stats
+	t "test bed: SLUB debugging is on for kmalloc (slab_debug=)" has_line /sys/kernel/slab/kmalloc-64/poison '^1$'
+	t "test bed: KFENCE is on" test -d /sys/kernel/debug/kfence
+}
 # has_alias MODULE ALIAS: the module's .modinfo lists ALIAS (what udev and modprobe autoload by).
 # Not busybox modinfo: it wants a modules.dep, which the initramfs has not.
 has_alias() { grep -q "alias=$2" "/lib/modules/xr/$1.ko"; }
