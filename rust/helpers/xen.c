@@ -73,6 +73,12 @@ __rust_helper unsigned long rust_helper_xen_page_to_gfn(struct page *page)
 	return xen_page_to_gfn(page);
 }
 
+/* The frame Xen knows a page of the kernel's direct map by. */
+__rust_helper unsigned long rust_helper_virt_to_gfn(void *addr)
+{
+	return virt_to_gfn(addr);
+}
+
 __rust_helper int rust_helper_HYPERVISOR_event_channel_op(int cmd, void *arg)
 {
 	return HYPERVISOR_event_channel_op(cmd, arg);
