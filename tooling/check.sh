@@ -30,17 +30,17 @@ add_counts() {
 	res fail "$2: no result line (see $1)"
 }
 
-xr_step "check 1/9: setup"
+xr_step "check 1/10: setup"
 bash "$XR_TOP/tooling/setup.sh" || { res fail "setup"; finish; }
 
-xr_step "check 2/9: build"
+xr_step "check 2/10: build"
 if bash "$XR_TOP/tooling/build.sh"; then res pass "kernel build (bzImage, vmlinux, modules)"; else
 	res fail "kernel build (log: $XR_LOGS/build.log)"; finish; fi
 
-xr_step "check 3/9: the reference kernel: the same with the Xen core pieces in C"
+xr_step "check 3/10: the reference kernel: the same with the Xen core pieces in C"
 while read -r st msg; do res "$st" "$msg"; done < <(bash "$XR_TOP/tooling/build-reference.sh")
 
-xr_step "check 4/9: lint"
+xr_step "check 4/10: lint"
 if [ -s "$XR_LOGS/lint-status" ]; then
 	while read -r st msg; do res "$st" "$msg"; done <"$XR_LOGS/lint-status"
 else
@@ -54,7 +54,7 @@ else
 	res fail "rustfmt: unformatted Rust code (see $XR_LOGS/rustfmt.txt)"; head -20 "$XR_LOGS/rustfmt.txt"
 fi
 
-xr_step "check 5/9: patch series"
+xr_step "check 5/10: patch series"
 if python3 "$XR_TOP/tooling/tree.py" export "$XR_TOP/out/series" >"$XR_LOGS/series.log" 2>&1; then
 	res pass "series: every overlay file and patch is in the exported series ($(ls "$XR_TOP"/out/series/*.patch | wc -l) patches)"
 	if python3 "$XR_TOP/tooling/tree.py" verify "$XR_TOP/out/series" >>"$XR_LOGS/series.log" 2>&1; then
@@ -66,28 +66,41 @@ else
 	res fail "series: export failed (see $XR_LOGS/series.log)"; tail -5 "$XR_LOGS/series.log"
 fi
 
-xr_step "check 6/9: build gates (Rust without Xen; a domU-only kernel)"
+xr_step "check 6/10: build gates (Rust without Xen; a domU-only kernel)"
 while read -r st msg; do res "$st" "$msg"; done < <(bash "$XR_TOP/tooling/gates.sh")
 
-xr_step "check 7/9: harness self-tests (failures must be caught)"
+xr_step "check 7/10: harness self-tests (failures must be caught)"
 python3 "$XR_TOP/tools/testing/xen/xen-test.py" self-test 2>&1 | tee "$XR_LOGS/self-test.log" | sed '$d'
 add_counts "$XR_LOGS/self-test.log" "harness self-tests"
 
 # `make check-full` (XR_FULL=1): the kselftests' repeated cycles in full; see README.md.
 full=()
 [ "${XR_FULL:-0}" = 1 ] && full=(--full)
-xr_step "check 8/9: Xen 4.17 + dom0 + domU under QEMU TCG, on the Rust cores${full:+ (full cycles)}"
+xr_step "check 8/10: Xen 4.17 + dom0 + domU under QEMU TCG, on the Rust cores${full:+ (full cycles)}"
 python3 "$XR_TOP/tools/testing/xen/xen-test.py" run "${full[@]}" --obj "$XR_OBJ" --xen "$XR_XEN/xen" \
 	--xen-root "$XR_XEN/root" --logs "$XR_LOGS" --expect-suite rust_xen_domain \
 	--expect-suite rust_xen_ring --expect-suite rust_xen_events --expect-suite rust_xen_grant_table \
 	--expect-suite rust_xen_xenstore \
-	--expect-suite rust_xen_gnttab_core --expect-suite rust_xen_gnttab_misuse --expect-kselftest xen_demo --expect-kselftest xen_pv 2>&1 |
+	--expect-suite rust_xen_gnttab_core --expect-suite rust_xen_gnttab_misuse --expect-suite rust_xen_evtchn_abi \
+	--expect-kselftest xen_demo --expect-kselftest xen_pv 2>&1 |
 	tee "$XR_LOGS/xen-test.log" | sed '$d'
 add_counts "$XR_LOGS/xen-test.log" "Xen run"
 
+# The Rust event channel ABIs in the other domains: the run above has FIFO in dom0 and 2-level in
+# the domU; this one the other way round, so that each ABI runs the whole suite in both domains.
+xr_step "check 9/10: the same with the event channel ABIs swapped (2-level in dom0, FIFO in the domU)${full:+ (full cycles)}"
+python3 "$XR_TOP/tools/testing/xen/xen-test.py" run "${full[@]}" --swap-abis --obj "$XR_OBJ" --xen "$XR_XEN/xen" \
+	--xen-root "$XR_XEN/root" --logs "$XR_LOGS/swapped" --expect-suite rust_xen_domain \
+	--expect-suite rust_xen_ring --expect-suite rust_xen_events --expect-suite rust_xen_grant_table \
+	--expect-suite rust_xen_xenstore \
+	--expect-suite rust_xen_gnttab_core --expect-suite rust_xen_gnttab_misuse --expect-suite rust_xen_evtchn_abi \
+	--expect-kselftest xen_demo --expect-kselftest xen_pv 2>&1 |
+	sed -u -E 's/^( *)(PASS|FAIL|SKIP) /\1\2 [ABIs swapped] /' | tee "$XR_LOGS/xen-test-swapped.log" | sed '$d'
+add_counts "$XR_LOGS/xen-test-swapped.log" "Xen run with the ABIs swapped"
+
 # The same run on the reference kernel (the Xen core pieces in C, as upstream): every test must pass
 # on it too, so that a failure above is the Rust cores' and not the test's. Its results are marked.
-xr_step "check 9/9: the same on the reference kernel (Xen core pieces in C)${full:+ (full cycles)}"
+xr_step "check 10/10: the same on the reference kernel (Xen core pieces in C)${full:+ (full cycles)}"
 if [ -f "$XR_CACHE/obj-c/vmlinux" ]; then
 	python3 "$XR_TOP/tools/testing/xen/xen-test.py" run "${full[@]}" --obj "$XR_CACHE/obj-c" --xen "$XR_XEN/xen" \
 		--xen-root "$XR_XEN/root" --logs "$XR_LOGS/reference" --expect-suite rust_xen_domain \

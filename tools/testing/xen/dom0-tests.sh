@@ -8,7 +8,7 @@ dom0_tests() {
 	t "test bed: dom0 has control_d capability" has_line /proc/xen/capabilities control_d
 	t "test bed: xen-backend bus is registered" test -d /sys/bus/xen-backend/devices
 	t "test bed: dom0 runs on 2 vCPUs" has_line /sys/devices/system/cpu/online '^0-1$'
-	t "test bed: dom0 uses the FIFO event channel ABI" dmesg_has "xen:events: Using FIFO-based ABI"
+	t "test bed: dom0 uses the $XR_DOM0_ABI event channel ABI" dmesg_has "xen:events: Using $XR_DOM0_ABI ABI"
 	t "test bed: dom0 uses the v1 grant table layout (the default here)" dmesg_has "xen:grant_table: Grant tables using version 1 layout"
 	bed_checkers
 	t "insmod rust_xen_hello" insmod /lib/modules/xr/rust_xen_hello.ko

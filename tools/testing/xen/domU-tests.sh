@@ -8,7 +8,7 @@ domU_tests() {
 	t "test bed: not the initial domain" sh -c '! grep -q control_d /proc/xen/capabilities 2>/dev/null'
 	t "test bed: xen frontend bus is registered" test -d /sys/bus/xen/devices
 	t "test bed: domU runs on 2 vCPUs" has_line /sys/devices/system/cpu/online '^0-1$'
-	t "test bed: domU uses the 2-level event channel ABI (xen.fifo_events=0)" dmesg_has "xen:events: Using 2-level ABI"
+	t "test bed: domU uses the $XR_DOMU_ABI event channel ABI" dmesg_has "xen:events: Using $XR_DOMU_ABI ABI"
 	t "test bed: domU uses the v2 grant table layout (grant_table.version=2)" dmesg_has "xen:grant_table: Grant tables using version 2 layout"
 	bed_checkers
 	t "test bed: console is the Xen hvc0" has_line /proc/consoles '^hvc0'

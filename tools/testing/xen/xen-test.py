@@ -335,6 +335,8 @@ def splats(lines, domain):
 CORES = (
     ("grant table", "CONFIG_XEN_GRANT_TABLE_RUST",
      re.compile(r"(?:^|\] |xen:grant_table: )Grant table initialized(?P<rust> \(Rust\))?$")),
+    ("event channel ABI", "CONFIG_XEN_EVTCHN_ABI_RUST",
+     re.compile(r"(?:^|\] |xen:events: )Using (?:2-level|FIFO-based) ABI(?P<rust> \(Rust\))?$")),
 )
 
 
@@ -503,7 +505,8 @@ def build_initramfs(args, work):
     params = (f"XR_DOMU_TIMEOUT={domu_timeout}\nXR_MODE={args.mode}\nXR_KSFT='{ksft}'\n"
               f"XR_SYNC_TIMEOUT={sync_timeout}\nXR_DEMO_CYCLES={demo_cycles}\nXR_RACE_CYCLES={race_cycles}\n"
               f"XR_BENCH_ROUNDS={getattr(args, 'rounds', None) or BENCH_ROUNDS}\n"
-              f"XR_DOMUS='{' '.join(frontend_domains(args))}'\n")
+              f"XR_DOMUS='{' '.join(frontend_domains(args))}'\n"
+              f"XR_DOM0_ABI='{abis(args)[0]}'\nXR_DOMU_ABI='{abis(args)[1]}'\n")
     kunit = kunit_cmdline(args)
 
     def common(root, modules=modules):
@@ -563,7 +566,8 @@ def build_initramfs(args, work):
         i = domu_objs.index(domain_obj(args, name))
         with open(f"{r}/etc/xen/{name}.cfg", "w") as f:
             f.write(f'name = "{name}"\ntype = "pv"\nkernel = "/root/vmlinux-{i}"\nramdisk = "/root/domU-{i}.cpio.gz"\n'
-                    f'extra = "console=hvc0 rdinit=/init {DOMU_CMDLINE} {debug_cmdline(args)}{kunit}"\n'
+                    f'extra = "console=hvc0 rdinit=/init {DOMU_CMDLINE}{abi_cmdline(abis(args)[1])} '
+                    f'{debug_cmdline(args)}{kunit}"\n'
                     f'memory = {DOMU_MEM_MB}\nvcpus = {vcpus(args)}\n'
                     'on_poweroff = "destroy"\non_crash = "destroy"\n')
     shutil.copy2(f"{HERE}/dom0-init.sh", f"{r}/init")
@@ -732,7 +736,20 @@ DOMU_MEM_MB = 256
 # the provoked reports (lkdtm's, the grant table misuse suite's) print long backtraces.
 DEBUG_CMDLINE = "slab_debug=FZP,kmalloc-*,lkdtm-heap-* log_buf_len=4M"
 DOM0_CMDLINE = "console=hvc0 earlyprintk=xen"
-DOMU_CMDLINE = "xen.fifo_events=0 grant_table.version=2"
+DOMU_CMDLINE = "grant_table.version=2"
+# The event channel ABI each domain runs: FIFO (the default) in dom0 and 2-level in the domU, or the
+# other way round with --swap-abis, so that two runs give each ABI both domains.
+FORCE_2L = "xen.fifo_events=0"
+
+
+def abis(args):
+    """(dom0's, the domU's) event channel ABI, as the kernel names it in its boot line."""
+    fifo, two = "FIFO-based", "2-level"
+    return (two, fifo) if getattr(args, "swap_abis", False) else (fifo, two)
+
+
+def abi_cmdline(abi):
+    return f" {FORCE_2L}" if abi == "2-level" else ""
 
 
 def debug_cmdline(args):
@@ -758,7 +775,7 @@ def qemu_cmd(args, initrd):
             "-monitor", "none", "-serial", "stdio", "-nic", "none",
             "-kernel", args.xen, "-append", xen_cmdline,
             # QEMU's multiboot module list is comma-separated; ",," is a literal comma.
-            "-initrd", f"{args.obj}/arch/x86/boot/bzImage {DOM0_CMDLINE} {debug_cmdline(args)}{kunit}".replace(",", ",,") + f",{initrd}"]
+            "-initrd", f"{args.obj}/arch/x86/boot/bzImage {DOM0_CMDLINE}{abi_cmdline(abis(args)[0])} {debug_cmdline(args)}{kunit}".replace(",", ",,") + f",{initrd}"]
 
 
 def cmd_run(args, summary=sys.stdout, counts=None, lines=None):
@@ -1027,7 +1044,13 @@ def cmd_self_test(args):
              {"grant table": "C"}, ["fail", "pass"]),
             ("a C-core kernel whose domains say C passes (grant-table.c's line has no prefix)",
              ["Grant table initialized", "[domU] Grant table initialized"], {"grant table": "C"}, ["pass", "pass"]),
-            ("a domain that never says which core fails", rust_boot, {"grant table": "Rust"}, ["pass", "fail"])):
+            ("a domain that never says which core fails", rust_boot, {"grant table": "Rust"}, ["pass", "fail"]),
+            ("a Rust-ABI kernel whose domU uses events_2l.c fails",
+             ["xen:events: Using FIFO-based ABI (Rust)", "[domU] xen:events: Using 2-level ABI"],
+             {"event channel ABI": "Rust"}, ["pass", "fail"]),
+            ("a C-ABI kernel whose domains say C passes",
+             ["xen:events: Using FIFO-based ABI", "[domU] xen:events: Using 2-level ABI"],
+             {"event channel ABI": "C"}, ["pass", "pass"])):
         streams = split_console(lines)
         got = [r.status for d in DOMAINS for r in core_results(streams[d], d, cores)]
         checks.append((name, got == want, f"got {got}, wanted {want}"))
@@ -1248,6 +1271,9 @@ def main():
     r.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every stage's time limit")
     r.add_argument("--kselftest", action="append", choices=KSELFTESTS,
                    help="run only this kselftest in both domains (repeatable; default: all)")
+    r.add_argument("--swap-abis", action="store_true",
+                   help="run the 2-level event channel ABI in dom0 and FIFO in the domU (the default is "
+                        "the other way round)")
     r.add_argument("--full", action="store_true",
                    help="the kselftests' repeated cycles in full (20 demo reload/attach cycles of each "
                         "kind, 3 race cycles of each kind) instead of 2 and 1")
