@@ -13,7 +13,7 @@ mkdir -p "$XR_CACHE"
 
 # Host packages: build toolchain, QEMU, initramfs pieces.
 HOST_PKGS=(rustc-web rust-web-src rust-web-clippy rustfmt-web
-	clang-19 lld-19 llvm-19 libclang-19-dev
+	clang-19 lld-19 llvm-19 libclang-19-dev libc6-dev
 	bc flex bison libelf-dev libssl-dev dwarves cpio kmod python3 rsync xz-utils gzip
 	busybox-static qemu-system-x86)
 # Xen pieces: never installed on the host (they would try to set up a boot loader and services), only

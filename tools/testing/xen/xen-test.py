@@ -39,6 +39,8 @@ KSFT_DIR = f"{TOOLS}/testing/selftests/drivers/xen"
 # The kselftests run in both domains (the first two), and the helpers they source.
 KSELFTESTS = ("xen_demo", "xen_pv")
 KSFT_FILES = ("xen_demo.sh", "xen_pv.sh", "xen_lib.sh")
+# The kselftests' C programs: built static for the initramfs, as the kselftest Makefile builds them.
+KSFT_PROGS = ("xen_evtchn_storm",)
 # Xen's own tools the xen_pv kselftest runs as peers: in both domains, and in dom0 only.
 PEER_TOOLS = ("test-xenstore", "vchan-socket-proxy")
 DOM0_PEER_TOOLS = ("depriv-fd-checker", "test-resource")
@@ -509,6 +511,14 @@ def build_initramfs(args, work):
               f"XR_DOM0_ABI='{abis(args)[0]}'\nXR_DOMU_ABI='{abis(args)[1]}'\n")
     kunit = kunit_cmdline(args)
 
+    progs = work + "/progs"
+    os.makedirs(progs, exist_ok=True)
+    for p in KSFT_PROGS:
+        r = subprocess.run(["clang-19", "-O2", "-Wall", "-Werror", "-static", "-pthread", "-o", f"{progs}/{p}",
+                            f"{KSFT_DIR}/{p}.c"], capture_output=True, text=True)
+        if r.returncode:
+            raise RuntimeError(f"cannot build {p}.c:\n{r.stderr}")
+
     def common(root, modules=modules):
         for d in ("bin", "dev", "proc", "sys", "tmp", "run", "etc/xr", "usr/share/xr", "lib/modules/xr"):
             os.makedirs(f"{root}/{d}", exist_ok=True)
@@ -517,6 +527,8 @@ def build_initramfs(args, work):
             shutil.copy2(f"{HERE}/{f}", f"{root}/usr/share/xr/{f}")
         for f in KSFT_FILES:
             shutil.copy2(f"{KSFT_DIR}/{f}", f"{root}/usr/share/xr/{f}")
+        for p in KSFT_PROGS:
+            shutil.copy2(f"{progs}/{p}", f"{root}/usr/share/xr/{p}")
         # The xenstore client: dom0 drives the toolstack with it, the domU's kselftest meets dom0's
         # at barriers kept in xenstore.
         os.makedirs(f"{root}/usr/bin", exist_ok=True)

@@ -6,7 +6,8 @@
 # xen-netfront on xen-netback, test-xenstore, vchan-socket-proxy (gntalloc, gntdev and evtchn from
 # user space), depriv-fd-checker and test-resource; then save/restore of the frontend domain with a
 # disk, a network link and a demo device in use; and a frontend flooding requests on one vCPU while
-# its device goes away on the other.
+# its device goes away on the other; and an event channel storm from each domain to the other
+# (xen_evtchn_storm.c).
 #
 # Run it in dom0 before the frontend domain exists, to load the backends and fill their disks, and
 # add the disk and network lines to the domain's xl config:
@@ -27,6 +28,7 @@
 #   XEN_PV_TIMEOUT      seconds the other domain may take to reach a barrier (default 300)
 #   XEN_PV_SAVE_CYCLES  save/restore cycles (default 3)
 #   XEN_PV_RACE_CYCLES  flood-and-remove cycles per frontend and way of removing (default 3)
+#   XEN_PV_STORM_SECONDS how long each domain takes the other's event channel storm (default 6)
 #   XEN_PV_PURGE_GAP    idle seconds before each I/O of the persistent grant purge step
 #                       (default 13; see blk_purge)
 #   XEN_PV_DOMID_FILE   where dom0 writes the domain's id after each restore, and "saving" while
@@ -39,6 +41,7 @@ MODDIR=${XEN_PV_MODDIR:-}
 SYNC_TIMEOUT=${XEN_PV_TIMEOUT:-300}
 SAVE_CYCLES=${XEN_PV_SAVE_CYCLES:-3}
 RACE_CYCLES=${XEN_PV_RACE_CYCLES:-3}
+STORM_S=${XEN_PV_STORM_SECONDS:-6}
 DOMID_FILE=${XEN_PV_DOMID_FILE:-}
 KSFT_NAME=xen_pv
 . "$DIR/xen_lib.sh"
@@ -371,6 +374,50 @@ vchan() {
 	on dom0 && xenstore-rm "/local/domain/$DOMU/xenstore-test" 2>/dev/null
 }
 
+# --- An event channel storm -----------------------------------------------------------------------
+
+# storm VICTIM: the other domain floods a port of VICTIM's (dom0 or domU) from all its vCPUs through
+# /dev/xen/evtchn, for STORM_S seconds of the victim's time. The victim takes each event and unmasks
+# the port at once, and meanwhile must keep handling another port (a looped-back probe, sent every
+# 50 ms, must come back, each within 5 s) and, with 2 vCPUs, must take the storm's interrupts on
+# the CPU its IRQ's affinity names as it moves from CPU 0 to 1 and back. Event channels must come
+# back to baseline in both domains. Each domain runs one ABI (FIFO in dom0, 2-level in the domU,
+# or the other way round), so the two storms cover both.
+storm() {
+	local victim=$1 peer=0 e0 rc pid out=/tmp/storm.out
+	on dom0 && peer=$DOMU
+	e0=$(evtchns)
+	rm -f $out
+	if on "$victim"; then
+		"$DIR/xen_evtchn_storm" listen $peer $STORM_S >$out 2>&1 &
+		pid=$!
+		check "storm on $victim: a port for the flooder" wait_until 30 "the storm port" grep -q '^port ' $out &&
+			publish storm-port-$victim "$(sed -n 's/^port //p' $out)"
+	fi
+	barrier "storm port on $victim"
+	if on "$victim"; then
+		wait $pid
+		rc=$?
+		publish storm-done-$victim 1
+		sed 's/^/# /' $out
+		check "storm on $victim: events kept coming, a probe on another port always came back, and the IRQ followed its affinity" \
+			sh -c "[ $rc = 0 ] || { cat $out; exit 1; }"
+	else
+		# Until the victim is done (it counts its time from its first event), at most 2 minutes.
+		"$DIR/xen_evtchn_storm" flood $peer "$(peer_value storm-port-$victim)" 120 >$out 2>&1 &
+		pid=$!
+		wait_until 150 "the victim's end" sh -c "[ -n \"\$(xenstore-read $SYNC/val/storm-done-$victim 2>/dev/null)\" ]"
+		kill -TERM $pid 2>/dev/null
+		wait $pid
+		rc=$?
+		sed 's/^/# /' $out
+		check "storm on $victim: $ROLE flooded its port from every vCPU until it was done" \
+			sh -c "[ $rc = 0 ] && grep -q '^flood: [1-9]' $out || { cat $out; exit 1; }"
+	fi
+	barrier "storm on $victim over"
+	check "storm on $victim: $ROLE's event channels back to baseline" wait_until 30 "$e0 event channels" evtchns_are "$e0"
+}
+
 # --- The demo pair: connect, exchange -------------------------------------------------------------
 
 FE_DBG=/sys/kernel/debug/xen-demo.demo-0
@@ -572,5 +619,7 @@ if on dom0; then
 	check "stock backends: dom0 event channels back to baseline" wait_until 30 "$E0 event channels" evtchns_are "$E0"
 fi
 # With nothing else granting, the race's baselines are exact.
+storm domU
+storm dom0
 race
 finish
