@@ -384,6 +384,8 @@ pub(crate) trait Queues {
     fn word(&self, port: u32) -> Option<&AtomicU32>;
     /// Hands `port`, which is pending and not masked, to the core.
     fn handle(&self, port: u32);
+    /// Reports a word of Xen's that is ignored: `what` and its value.
+    fn ignored(&self, what: &str, value: u32);
 }
 
 /// The upcall's walk (`__evtchn_fifo_handle_events`): one port at a time from the ready queue of
@@ -401,7 +403,7 @@ pub(crate) fn consume<Q: Queues>(q: &Q) {
 fn take_ready<Q: Queues>(q: &Q) -> u32 {
     let ready = q.take_ready();
     if ready & !READY_MASK != 0 {
-        warn_once(
+        q.ignored(
             "ready bits for queues that do not exist:",
             ready & !READY_MASK,
         );
@@ -419,7 +421,7 @@ fn consume_one<Q: Queues>(q: &Q, prio: u32, ready: &mut u32) {
     let port = head;
     let Some(w) = q.word(port) else {
         // Xen named a port the array does not have: end the queue rather than read outside it.
-        warn_once("queue head outside the event array:", port);
+        q.ignored("queue head outside the event array:", port);
         *ready &= !(1 << prio);
         q.set_local_head(prio, 0);
         return;
@@ -496,6 +498,10 @@ impl Queues for Cpu {
 
     fn word(&self, port: u32) -> Option<&AtomicU32> {
         event_word(port)
+    }
+
+    fn ignored(&self, what: &str, value: u32) {
+        warn_once(what, value);
     }
 
     fn handle(&self, port: u32) {
