@@ -6,10 +6,13 @@ A bench run prints one line per measurement in the domU (xen_demo.sh's bench mod
     [domU] # bench: front=F back=B batch=N requests=R ns=T notifications=S interrupts=I
     [domU] # bench: gnttab=one|batch32|entry|alloc cycles=N ns=T
     [domU] # bench: pv=blk-read|blk-write|net-rx|net-tx bytes=N ns=T
+    [domU] # bench: storm=self events=N ns=T
 
 (the second from xen_gnttab_bench: grant cycles through the grant table's C API; the third from the
-stock PV drivers: xen-blkfront on xen-blkback, xen-netfront on xen-netback). The last two kinds are
-the "core" rows: they measure the Xen core the frontend domain's kernel runs.
+stock PV drivers: xen-blkfront on xen-blkback, xen-netfront on xen-netback; the fourth from
+xen_evtchn_storm: events taken from a looped-back port flooded from every vCPU, through
+/dev/xen/evtchn). The last three kinds are the "core" rows: they measure the Xen core the frontend
+domain's kernel runs.
 
 This module turns the lines of one or more runs (one per clock: QEMU -icount, and host wall time)
 into rows with the median and range of the rounds and the ratio to the C pair, adds the rows the
@@ -26,7 +29,7 @@ BENCH_LINE = re.compile(r"^\[(domU2?)\] # bench: front=(\S+) back=(\S+) batch=(\
                         r"(?: notifications=(\d+) interrupts=(\d+))?$")
 
 CORE_LINE = re.compile(r"^\[(domU2?)\] # bench: (?:gnttab=(one|batch32|entry|alloc) cycles|"
-                       r"pv=(blk-read|blk-write|net-rx|net-tx) bytes)=(\d+) ns=(\d+)$")
+                       r"pv=(blk-read|blk-write|net-rx|net-tx) bytes|storm=(self) events)=(\d+) ns=(\d+)$")
 # The core rows, in the order of the tables, with their units.
 CORE_ROWS = {"one": ("grant cycle (claim, grant, end, free), 1 in flight", "cycles/s"),
              "batch32": ("grant cycle, 32 in flight", "cycles/s"),
@@ -35,7 +38,8 @@ CORE_ROWS = {"one": ("grant cycle (claim, grant, end, free), 1 in flight", "cycl
              "blk-read": ("blkfront sequential read (O_DIRECT, 64 KiB)", "MB/s"),
              "blk-write": ("blkfront sequential write (O_DIRECT, 64 KiB)", "MB/s"),
              "net-rx": ("netfront TCP, dom0 to the domain", "MB/s"),
-             "net-tx": ("netfront TCP, the domain to dom0", "MB/s")}
+             "net-tx": ("netfront TCP, the domain to dom0", "MB/s"),
+             "self": ("event channel storm: events taken, looped-back flood", "events/s")}
 
 FRONTS = ("rust_xen_demo_front", "xen_demo_front")
 BACKS = ("rust_xen_demo_back", "xen_demo_back")
@@ -48,7 +52,6 @@ C_PAIR = ("xen_demo_front", "xen_demo_back")
 PENDING = [
     ("xenbus attach to Connected, 1 device", "ms", 13),
     ("xenbus attach to Connected, 64 devices", "ms", 13),
-    ("event storm interrupt rate", "irq/s", 14),
 ]
 
 # The C objects the Rust cores replace, with the issue that replaces each.
@@ -58,7 +61,6 @@ REPLACED = [
     ("drivers/xen/xenbus/xenbus_probe_frontend.o", 13),
     ("drivers/xen/xenbus/xenbus_probe_backend.o", 13),
     ("drivers/xen/events/events_2l.o", 14),
-    ("drivers/xen/events/events_fifo.o", 14),
     ("drivers/xen/events/events_base.o", 15),
 ]
 
@@ -109,11 +111,11 @@ def parse_core(lines, domain="domU"):
     rounds = {}
     for line in lines:
         m = CORE_LINE.match(line)
-        if not m or m.group(1) != domain or int(m.group(5)) <= 0:
+        if not m or m.group(1) != domain or int(m.group(6)) <= 0:
             continue
-        key = m.group(2) or m.group(3)
-        scale = 1e9 if m.group(2) else 1e3  # cycles per second; bytes per ns * 1e3 = MB/s
-        rounds.setdefault(key, []).append(int(m.group(4)) * scale / int(m.group(5)))
+        key = m.group(2) or m.group(3) or m.group(4)
+        scale = 1e3 if m.group(3) else 1e9  # bytes per ns * 1e3 = MB/s; cycles or events per second
+        rounds.setdefault(key, []).append(int(m.group(5)) * scale / int(m.group(6)))
     order = list(CORE_ROWS)
     return [{"row": CORE_ROWS[k][0], "loop": k, "unit": CORE_ROWS[k][1], "median": median(v), "min": min(v),
              "max": max(v), "rounds": v} for k, v in sorted(rounds.items(), key=lambda kv: order.index(kv[0]))]
@@ -156,6 +158,7 @@ def side_by_side(first, second):
 # The objects of each Rust core that is built: the Rust crate and its C glue.
 RUST_OBJECTS = {
     "drivers/xen/grant-table.o": ("drivers/xen/rust/grant_table.o", "drivers/xen/rust/grant-table-glue.o"),
+    "drivers/xen/events/events_2l.o": ("drivers/xen/rust/events.o", "drivers/xen/rust/events-abi-glue.o"),
 }
 
 # The C objects a Rust core replaces, where that is more than the one it is listed under: the
@@ -163,6 +166,7 @@ RUST_OBJECTS = {
 # 0048 moves them out of grant-table.c) and the Rust core has in its crate.
 C_OBJECTS = {
     "drivers/xen/grant-table.o": ("drivers/xen/grant-table.o", "drivers/xen/grant-table-pages.o"),
+    "drivers/xen/events/events_2l.o": ("drivers/xen/events/events_2l.o", "drivers/xen/events/events_fifo.o"),
 }
 
 

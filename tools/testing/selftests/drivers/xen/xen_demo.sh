@@ -44,7 +44,9 @@
 #                     each frontend domain: a disk (xen-blkfront on xen-blkback, a brd ramdisk of
 #                     XEN_DEMO_BENCH_BLK_MB MiB in dom0, default 16) read and written whole with
 #                     O_DIRECT, and XEN_DEMO_BENCH_NET_MB MiB (default 64) each way over TCP
-#                     (xen-netfront on xen-netback), when those modules are there
+#                     (xen-netfront on xen-netback), when those modules are there; and an event
+#                     channel storm inside each frontend domain for XEN_DEMO_BENCH_STORM_S
+#                     seconds (default 2; xen_evtchn_storm self), when that program is there
 #   XEN_DEMO_SOAK_SLACK_KB  slab growth the soak tolerates in each domain (default 512)
 #   XEN_DEMO_QUIET_FILE  bench, in dom0: a file that exists while a frontend domain measures, so
 #                     that whatever else runs in dom0 (a console relay) can keep still meanwhile
@@ -854,6 +856,7 @@ mode_bench() {
 			done
 		done
 		bench_gnttab
+		bench_storm
 		[ -n "$PV" ] && bench_pv
 	done
 	[ -n "$PV" ] && pv_teardown
@@ -886,6 +889,24 @@ bench_gnttab() {
 
 measure_gnttab() {
 	check "$p" gnttab_one
+	cat "$tmp.bench" 2>/dev/null
+	rm -f "$tmp.bench"
+}
+
+# bench_storm: an event channel storm inside each frontend domain in its turn (xen_evtchn_storm
+# self, from xen_pv.sh's directory): a looped-back port flooded from every vCPU while the events are
+# taken and the port unmasked as fast as they come, for BENCH_STORM_S seconds. It measures the
+# event channel path of whichever ABI and core the domain's kernel has:
+#   # bench: storm=self events=N ns=T
+BENCH_STORM_S=${XEN_DEMO_BENCH_STORM_S:-2}
+bench_storm() {
+	[ -x "$DIR/xen_evtchn_storm" ] || return 0
+	p="bench round $round, event channel storm"
+	in_turns "bench storm turn $round" measure_storm
+}
+
+measure_storm() {
+	check "$p" sh -c "\"$DIR/xen_evtchn_storm\" self $BENCH_STORM_S >$tmp.bench"
 	cat "$tmp.bench" 2>/dev/null
 	rm -f "$tmp.bench"
 }
