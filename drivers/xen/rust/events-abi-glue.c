@@ -6,8 +6,9 @@
  * Everything here is what Rust in this kernel cannot express, and nothing
  * else:
  * - the per-cpu state of both ABIs and the per-cpu xen_vcpu and xen_vcpu_id
- *   (7.3's kernel crate has no per-cpu support), through accessors;
- * - irqs_disabled(), which Rust cannot ask;
+ *   (7.3's kernel crate has no per-cpu support), through accessors, and
+ *   passed in to the upcall and unmask with irqs_disabled(), which Rust
+ *   cannot ask;
  * - the two struct evtchn_ops, whose members are the Rust functions, and
  *   the __init functions events_base.c calls to pick one;
  * - xen_debug_interrupt(), the 2-level ABI's dump of its bitmaps for the
@@ -47,19 +48,38 @@ struct xen_evtchn_fifo_cpu *xen_evtchn_fifo_cpu(unsigned int cpu)
 	return per_cpu_ptr(&xen_evtchn_fifo_state, cpu);
 }
 
-struct vcpu_info *xen_evtchn_vcpu_info(unsigned int cpu)
-{
-	return per_cpu(xen_vcpu, cpu);
-}
-
 unsigned int xen_evtchn_vcpu_nr(unsigned int cpu)
 {
 	return xen_vcpu_nr(cpu);
 }
 
-bool xen_evtchn_irqs_disabled(void)
+/*
+ * The hot paths: the upcall and unmask need this CPU's per-cpu state and vcpu_info, and unmask
+ * whether interrupts are off, which Rust cannot reach or ask; these pass them in (each a tail
+ * call).
+ */
+static void evtchn_2l_handle_events(unsigned int cpu, struct evtchn_loop_ctrl *ctrl)
 {
-	return irqs_disabled();
+	xen_evtchn_2l_scan(cpu, per_cpu_ptr(&xen_evtchn_2l_state, cpu), __this_cpu_read(xen_vcpu),
+			   ctrl);
+}
+
+static void evtchn_2l_unmask(evtchn_port_t port)
+{
+	unsigned int cpu = get_cpu();
+
+	xen_evtchn_2l_unmask_on(port, cpu, __this_cpu_read(xen_vcpu), irqs_disabled());
+	put_cpu();
+}
+
+static void evtchn_fifo_handle_events(unsigned int cpu, struct evtchn_loop_ctrl *ctrl)
+{
+	xen_evtchn_fifo_walk(per_cpu_ptr(&xen_evtchn_fifo_state, cpu), ctrl);
+}
+
+static void evtchn_fifo_unmask(evtchn_port_t port)
+{
+	xen_evtchn_fifo_unmask_on(port, irqs_disabled());
 }
 
 static const struct evtchn_ops evtchn_ops_2l = {
@@ -71,8 +91,8 @@ static const struct evtchn_ops evtchn_ops_2l = {
 	.set_pending	= xen_evtchn_2l_set_pending,
 	.is_pending	= xen_evtchn_2l_is_pending,
 	.mask		= xen_evtchn_2l_mask,
-	.unmask		= xen_evtchn_2l_unmask,
-	.handle_events	= xen_evtchn_2l_handle_events,
+	.unmask		= evtchn_2l_unmask,
+	.handle_events	= evtchn_2l_handle_events,
 	.resume		= xen_evtchn_2l_resume,
 	.percpu_deinit	= xen_evtchn_2l_percpu_deinit,
 };
@@ -92,8 +112,8 @@ static const struct evtchn_ops evtchn_ops_fifo = {
 	.set_pending	= xen_evtchn_fifo_set_pending,
 	.is_pending	= xen_evtchn_fifo_is_pending,
 	.mask		= xen_evtchn_fifo_mask,
-	.unmask		= xen_evtchn_fifo_unmask,
-	.handle_events	= xen_evtchn_fifo_handle_events,
+	.unmask		= evtchn_fifo_unmask,
+	.handle_events	= evtchn_fifo_handle_events,
 	.resume		= xen_evtchn_fifo_resume,
 	.percpu_init	= xen_evtchn_fifo_percpu_init,
 	.percpu_deinit	= xen_evtchn_fifo_percpu_deinit,

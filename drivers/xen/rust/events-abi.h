@@ -4,8 +4,10 @@
  * with their C glue (events-abi-glue.c). Included by the Rust bindings.
  *
  * The per-cpu state is defined in the glue because 7.3's kernel crate has no
- * per-cpu support; Rust reaches it through the accessors below. The ops are
- * implemented in Rust and gathered into a struct evtchn_ops by the glue.
+ * per-cpu support; Rust reaches it through the accessors below, and on the
+ * hot paths (the upcall and unmask) the glue passes it in, with the CPU's
+ * vcpu_info and whether interrupts are off. The ops are implemented in Rust
+ * and gathered into a struct evtchn_ops by the glue.
  */
 #ifndef __XEN_RUST_EVENTS_ABI_H__
 #define __XEN_RUST_EVENTS_ABI_H__
@@ -43,9 +45,7 @@ struct xen_evtchn_fifo_cpu {
 /* events-abi-glue.c */
 struct xen_evtchn_2l_cpu *xen_evtchn_2l_cpu(unsigned int cpu);
 struct xen_evtchn_fifo_cpu *xen_evtchn_fifo_cpu(unsigned int cpu);
-struct vcpu_info *xen_evtchn_vcpu_info(unsigned int cpu);
 unsigned int xen_evtchn_vcpu_nr(unsigned int cpu);
-bool xen_evtchn_irqs_disabled(void);
 
 /* events.rs: the 2-level ABI. */
 unsigned int xen_evtchn_2l_max_channels(void);
@@ -55,8 +55,10 @@ void xen_evtchn_2l_clear_pending(evtchn_port_t port);
 void xen_evtchn_2l_set_pending(evtchn_port_t port);
 bool xen_evtchn_2l_is_pending(evtchn_port_t port);
 void xen_evtchn_2l_mask(evtchn_port_t port);
-void xen_evtchn_2l_unmask(evtchn_port_t port);
-void xen_evtchn_2l_handle_events(unsigned int cpu, struct evtchn_loop_ctrl *ctrl);
+void xen_evtchn_2l_unmask_on(evtchn_port_t port, unsigned int cpu, struct vcpu_info *vcpu_info,
+			     bool irqs_off);
+void xen_evtchn_2l_scan(unsigned int cpu, struct xen_evtchn_2l_cpu *state,
+			struct vcpu_info *vcpu_info, struct evtchn_loop_ctrl *ctrl);
 void xen_evtchn_2l_resume(void);
 int xen_evtchn_2l_percpu_deinit(unsigned int cpu);
 
@@ -69,8 +71,8 @@ void xen_evtchn_fifo_clear_pending(evtchn_port_t port);
 void xen_evtchn_fifo_set_pending(evtchn_port_t port);
 bool xen_evtchn_fifo_is_pending(evtchn_port_t port);
 void xen_evtchn_fifo_mask(evtchn_port_t port);
-void xen_evtchn_fifo_unmask(evtchn_port_t port);
-void xen_evtchn_fifo_handle_events(unsigned int cpu, struct evtchn_loop_ctrl *ctrl);
+void xen_evtchn_fifo_unmask_on(evtchn_port_t port, bool irqs_off);
+void xen_evtchn_fifo_walk(struct xen_evtchn_fifo_cpu *state, struct evtchn_loop_ctrl *ctrl);
 void xen_evtchn_fifo_resume(void);
 int xen_evtchn_fifo_percpu_init(unsigned int cpu);
 int xen_evtchn_fifo_percpu_deinit(unsigned int cpu);

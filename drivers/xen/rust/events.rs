@@ -44,15 +44,6 @@ mod tests;
 /// The prefix of this crate's messages: the same as `pr_fmt` gives `events_2l.c`.
 const __LOG_PREFIX: &[u8] = b"xen:events\0";
 
-/// The CPU this code runs on.
-///
-/// The callers run with interrupts off (the upcall, `unmask`), so the answer stays true while
-/// they use it.
-fn this_cpu() -> u32 {
-    // SAFETY: `raw_smp_processor_id` has no preconditions.
-    unsafe { bindings::raw_smp_processor_id() }
-}
-
 /// Whether `cpu` is possible (has a per-cpu area).
 fn cpu_possible(cpu: u32) -> bool {
     let Some(id) = kernel::cpu::CpuId::from_u32(cpu) else {
@@ -69,12 +60,6 @@ fn cpu_online(cpu: u32) -> bool {
     };
     // SAFETY: `__cpu_online_mask` is a cpumask that lives forever.
     unsafe { kernel::cpumask::Cpumask::from_raw(&raw const bindings::__cpu_online_mask) }.test(id)
-}
-
-/// Whether interrupts are off on this CPU.
-fn irqs_disabled() -> bool {
-    // SAFETY: `xen_evtchn_irqs_disabled` has no preconditions.
-    unsafe { bindings::xen_evtchn_irqs_disabled() }
 }
 
 /// `EVTCHNOP_unmask`: asks Xen to unmask `port`, which raises the event again if it is pending.

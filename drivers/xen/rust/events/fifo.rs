@@ -19,7 +19,6 @@ use super::{
     cpu_online,
     cpu_possible,
     handle_port,
-    irqs_disabled,
     unmask_by_hypercall, //
 };
 use core::{
@@ -348,14 +347,16 @@ pub(crate) fn clear_masked_cond(w: &AtomicU32) -> bool {
 /// `unmask`: clears `port`'s MASKED bit; if the port is pending, `EVTCHNOP_unmask` has Xen
 /// unmask it and link it, so that the event is not lost.
 ///
+/// Called by the glue's `unmask`, which says whether interrupts are off (Rust cannot ask).
+///
 /// # Safety
 ///
 /// Always safe to call; `unsafe` for the C ABI's type.
 #[export]
-pub unsafe extern "C" fn xen_evtchn_fifo_unmask(port: bindings::evtchn_port_t) {
+pub unsafe extern "C" fn xen_evtchn_fifo_unmask_on(port: bindings::evtchn_port_t, irqs_off: bool) {
     // The core calls this with interrupts off (C: `BUG_ON(!irqs_disabled())`); the hypercall is
     // correct from any context, so a caller that breaks it only gets the warning.
-    kernel::warn_on!(!irqs_disabled());
+    kernel::warn_on!(!irqs_off);
     match word_of(port) {
         Some(w) if clear_masked_cond(w) => {}
         _ => unmask_by_hypercall(port),
@@ -447,15 +448,17 @@ struct Cpu {
 }
 
 impl Cpu {
-    /// The view of `cpu`, if it has a control block.
-    fn new(cpu: u32, ctrl: *mut bindings::evtchn_loop_ctrl) -> Option<Self> {
-        if !cpu_possible(cpu) {
-            return None;
-        }
-        // SAFETY: `cpu` is possible, so it has a per-cpu area.
-        let state = unsafe { bindings::xen_evtchn_fifo_cpu(cpu) };
-        // SAFETY: `state` is valid; the pointer is written only while the CPU is down or the
-        // machine is stopped.
+    /// The view of the CPU whose per-cpu state is `state`, if it has a control block.
+    ///
+    /// # Safety
+    ///
+    /// `state` must be a CPU's per-cpu state, and that CPU's upcall or teardown the caller.
+    unsafe fn new(
+        state: *mut bindings::xen_evtchn_fifo_cpu,
+        ctrl: *mut bindings::evtchn_loop_ctrl,
+    ) -> Option<Self> {
+        // SAFETY: The caller passes a CPU's state; the pointer is written only while the CPU is
+        // down or the machine is stopped.
         let control_block = unsafe { (*state).control_block };
         (!control_block.is_null()).then_some(Cpu {
             state,
@@ -514,17 +517,20 @@ impl Queues for Cpu {
     }
 }
 
-/// `handle_events`: the upcall on `cpu`.
+/// `handle_events`: the upcall on the CPU whose per-cpu state is `state` (passed in by the glue's
+/// `handle_events`: Rust cannot reach per-cpu variables).
 ///
 /// # Safety
 ///
-/// `ctrl` must be the loop control the event channel core passes to `handle_events`.
+/// The caller must run on the CPU `state` belongs to, with interrupts off, and `ctrl` must be the
+/// loop control the event channel core passes to `handle_events`.
 #[export]
-pub unsafe extern "C" fn xen_evtchn_fifo_handle_events(
-    cpu: c_uint,
+pub unsafe extern "C" fn xen_evtchn_fifo_walk(
+    state: *mut bindings::xen_evtchn_fifo_cpu,
     ctrl: *mut bindings::evtchn_loop_ctrl,
 ) {
-    if let Some(this) = Cpu::new(cpu, ctrl) {
+    // SAFETY: The caller passes its CPU's state and runs that CPU's upcall.
+    if let Some(this) = unsafe { Cpu::new(state, ctrl) } {
         consume(&this);
     }
 }
@@ -602,7 +608,12 @@ pub unsafe extern "C" fn xen_evtchn_fifo_percpu_init(cpu: c_uint) -> c_int {
 /// Always safe to call; `unsafe` for the C ABI's type.
 #[export]
 pub unsafe extern "C" fn xen_evtchn_fifo_percpu_deinit(cpu: c_uint) -> c_int {
-    if let Some(this) = Cpu::new(cpu, ptr::null_mut()) {
+    if !cpu_possible(cpu) {
+        return 0;
+    }
+    // SAFETY: `cpu` is possible, so it has a per-cpu area; it is down, so its upcall does not run
+    // and this teardown is the only user of its queues.
+    if let Some(this) = unsafe { Cpu::new(bindings::xen_evtchn_fifo_cpu(cpu), ptr::null_mut()) } {
         consume(&this);
     }
     0

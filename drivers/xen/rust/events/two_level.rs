@@ -16,8 +16,6 @@
 use super::{
     cpu_possible,
     handle_port,
-    irqs_disabled,
-    this_cpu,
     unmask_by_hypercall, //
 };
 use core::{
@@ -114,15 +112,13 @@ fn bound_word<'a>(cpu: u32, i: u32) -> Option<&'a AtomicU64> {
     Some(unsafe { word(ptr::addr_of_mut!((*state).bound).cast(), i) })
 }
 
-/// The selector word of `cpu`'s `vcpu_info`, and its `evtchn_upcall_pending`.
+/// The selector word of a `vcpu_info`, and its `evtchn_upcall_pending`.
 ///
 /// # Safety
 ///
-/// `cpu` must be a CPU that is online (so its `vcpu_info` is registered).
-unsafe fn vcpu<'a>(cpu: u32) -> (&'a AtomicU64, &'a AtomicU8) {
-    // SAFETY: The caller passes an online CPU, whose `vcpu_info` lives in the kernel's memory (or
-    // in `shared_info`) for as long as it is online.
-    let v = unsafe { bindings::xen_evtchn_vcpu_info(cpu) };
+/// `v` must be the `vcpu_info` of an online CPU (registered with Xen; it lives in the kernel's
+/// memory or in `shared_info` for as long as the CPU is online).
+unsafe fn vcpu<'a>(v: *mut bindings::vcpu_info) -> (&'a AtomicU64, &'a AtomicU8) {
     // SAFETY: The selector is an aligned `xen_ulong_t` that the guest and Xen only access
     // atomically; `evtchn_upcall_pending` is a byte Xen sets and the guest clears.
     unsafe {
@@ -243,18 +239,26 @@ pub unsafe extern "C" fn xen_evtchn_2l_mask(port: bindings::evtchn_port_t) {
 /// HVM guest with the port pending (HVM has no `irq_enable` hook that would look at
 /// `evtchn_upcall_pending`), `EVTCHNOP_unmask` asks Xen to do it.
 ///
+/// Called by the glue's `unmask` with what Rust cannot find out itself: the CPU it runs on,
+/// that CPU's `vcpu_info`, and whether interrupts are off.
+///
 /// # Safety
 ///
-/// Always safe to call; `unsafe` for the C ABI's type.
+/// `cpu` must be the CPU this runs on, with preemption off, and `vcpu` its `vcpu_info`.
 #[export]
-pub unsafe extern "C" fn xen_evtchn_2l_unmask(port: bindings::evtchn_port_t) {
+pub unsafe extern "C" fn xen_evtchn_2l_unmask_on(
+    port: bindings::evtchn_port_t,
+    cpu: c_uint,
+    vcpu_info: *mut bindings::vcpu_info,
+    irqs_off: bool,
+) {
     let Some((w, bit)) = split(port) else {
         return;
     };
-    // The core calls this with interrupts off (C: `BUG_ON(!irqs_disabled())`), which is what
-    // makes `this_cpu` stable and the selector update below safe against the upcall. If a caller
-    // breaks that, the hypercall is correct from any context.
-    if !irqs_disabled() {
+    // The core calls this with interrupts off (C: `BUG_ON(!irqs_disabled())`), which keeps the
+    // selector update below from racing with the upcall. If a caller breaks that, the hypercall
+    // is correct from any context.
+    if !irqs_off {
         kernel::warn_on!(true);
         unmask_by_hypercall(port);
         return;
@@ -263,7 +267,6 @@ pub unsafe extern "C" fn xen_evtchn_2l_unmask(port: bindings::evtchn_port_t) {
     // All writes before the unmask must be visible before the event can be handled (`smp_wmb`).
     fence(Ordering::Release);
 
-    let cpu = this_cpu();
     // SAFETY: `cpu_from_evtchn` only reads the core's table; it returns 0 for an unbound port.
     if cpu != unsafe { bindings::cpu_from_evtchn(port) } {
         unmask_by_hypercall(port);
@@ -284,8 +287,8 @@ pub unsafe extern "C" fn xen_evtchn_2l_unmask(port: bindings::evtchn_port_t) {
         unmask_by_hypercall(port);
         return;
     }
-    // SAFETY: This CPU is online: it is running this code.
-    let (selector, upcall_pending) = unsafe { vcpu(cpu) };
+    // SAFETY: The caller passes this CPU's `vcpu_info`, and this CPU is online: it runs this code.
+    let (selector, upcall_pending) = unsafe { vcpu(vcpu_info) };
     // `sync_test_and_set_bit`: if the word was not selected, select it and flag the upcall.
     let sel_bit = 1u64 << w;
     if selector.fetch_or(sel_bit, Ordering::SeqCst) & sel_bit == 0 {
@@ -386,8 +389,8 @@ const fn selector_mask() -> u64 {
 /// The upcall's view of one CPU: the real bitmaps in `shared_info`, its `vcpu_info`, its per-cpu
 /// state and the core's loop control.
 struct Cpu {
-    cpu: u32,
     state: *mut bindings::xen_evtchn_2l_cpu,
+    vcpu_info: *mut bindings::vcpu_info,
     ctrl: *mut bindings::evtchn_loop_ctrl,
 }
 
@@ -409,8 +412,8 @@ impl Cpu {
 
 impl Levels for Cpu {
     fn take_selector(&self) -> u64 {
-        // SAFETY: The upcall runs on `cpu`, which is online.
-        let (selector, _) = unsafe { vcpu(self.cpu) };
+        // SAFETY: `vcpu_info` is the `vcpu_info` of the CPU the upcall runs on.
+        let (selector, _) = unsafe { vcpu(self.vcpu_info) };
         // `xchg_xen_ulong`: a full barrier, so that the core's clearing of the upcall flag comes
         // before the clearing of the selector.
         selector.swap(0, Ordering::SeqCst)
@@ -442,20 +445,25 @@ impl Levels for Cpu {
 
 /// `handle_events`: the upcall on `cpu`. The timer's port first, then a [`scan`].
 ///
+/// Called by the glue's `handle_events` with what Rust cannot reach itself: the CPU's per-cpu
+/// state and `vcpu_info`.
+///
 /// # Safety
 ///
-/// `ctrl` must be the loop control the event channel core passes to `handle_events`.
+/// The caller must run on `cpu` with interrupts off; `state` and `vcpu_info` must be that CPU's,
+/// and `ctrl` the loop control the event channel core passes to `handle_events`.
 #[export]
-pub unsafe extern "C" fn xen_evtchn_2l_handle_events(
+pub unsafe extern "C" fn xen_evtchn_2l_scan(
     cpu: c_uint,
+    state: *mut bindings::xen_evtchn_2l_cpu,
+    vcpu_info: *mut bindings::vcpu_info,
     ctrl: *mut bindings::evtchn_loop_ctrl,
 ) {
-    if !cpu_possible(cpu) {
-        return;
-    }
-    // SAFETY: `cpu` is possible, so it has a per-cpu area.
-    let state = unsafe { bindings::xen_evtchn_2l_cpu(cpu) };
-    let this = Cpu { cpu, state, ctrl };
+    let this = Cpu {
+        state,
+        vcpu_info,
+        ctrl,
+    };
 
     // The timer has the highest priority.
     let mut timer_port: bindings::evtchn_port_t = 0;
