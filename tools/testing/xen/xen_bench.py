@@ -159,6 +159,10 @@ def side_by_side(first, second):
 RUST_OBJECTS = {
     "drivers/xen/grant-table.o": ("drivers/xen/rust/grant_table.o", "drivers/xen/rust/grant-table-glue.o"),
     "drivers/xen/events/events_2l.o": ("drivers/xen/rust/events.o", "drivers/xen/rust/events-abi-glue.o"),
+    "drivers/xen/xenbus/xenbus_probe_frontend.o": ("drivers/xen/rust/xenbus_frontend.o",
+                                                   "drivers/xen/rust/xenbus-frontend-glue.o"),
+    "drivers/xen/xenbus/xenbus_probe_backend.o": ("drivers/xen/rust/xenbus_backend.o",
+                                                  "drivers/xen/rust/xenbus-backend-glue.o"),
 }
 
 # The C objects a Rust core replaces, where that is more than the one it is listed under: the
@@ -200,7 +204,7 @@ def object_sizes(obj, c_obj=None, size_tool="llvm-size-19"):
         rust_sums = sections([os.path.join(obj, p) for p in rust], size_tool) if rust else None
         # With its Rust core built, obj has no (or a stale) C object: take it from the C-core build.
         c_dir = c_obj if (rust_sums and c_obj) else obj
-        c_paths = C_OBJECTS.get(path, (path,)) if rust_sums else (path,)
+        c_paths = C_OBJECTS.get(path, (path,))
         c_sums = None if (rust_sums and not c_obj) else sections([os.path.join(c_dir, p) for p in c_paths],
                                                                  size_tool)
         out.append({"object": " + ".join(c_paths), "issue": issue, "c": c_sums, "rust": rust_sums,
