@@ -6,8 +6,8 @@
 # xen-netfront on xen-netback, test-xenstore, vchan-socket-proxy (gntalloc, gntdev and evtchn from
 # user space), depriv-fd-checker and test-resource; then save/restore of the frontend domain with a
 # disk, a network link and a demo device in use; and a frontend flooding requests on one vCPU while
-# its device goes away on the other; and an event channel storm from each domain to the other
-# (xen_evtchn_storm.c).
+# its device goes away on the other; an event channel storm from each domain to the other
+# (xen_evtchn_storm.c); and hostile xenstore entries against both xenbus buses.
 #
 # Run it in dom0 before the frontend domain exists, to load the backends and fill their disks, and
 # add the disk and network lines to the domain's xl config:
@@ -29,6 +29,9 @@
 #   XEN_PV_SAVE_CYCLES  save/restore cycles (default 3)
 #   XEN_PV_RACE_CYCLES  flood-and-remove cycles per frontend and way of removing (default 3)
 #   XEN_PV_STORM_SECONDS how long each domain takes the other's event channel storm (default 6)
+#   XEN_PV_XENBUS_MANY  devices dom0 writes at once into each bus's tree (default 1000)
+#   XEN_PV_XENBUS       Rust or C: the xenbus buses the kernel runs, whose answers to hostile
+#                       entries differ (default: Rust if the kernel log says so)
 #   XEN_PV_PURGE_GAP    idle seconds before each I/O of the persistent grant purge step
 #                       (default 13; see blk_purge)
 #   XEN_PV_DOMID_FILE   where dom0 writes the domain's id after each restore, and "saving" while
@@ -42,6 +45,8 @@ SYNC_TIMEOUT=${XEN_PV_TIMEOUT:-300}
 SAVE_CYCLES=${XEN_PV_SAVE_CYCLES:-3}
 RACE_CYCLES=${XEN_PV_RACE_CYCLES:-3}
 STORM_S=${XEN_PV_STORM_SECONDS:-6}
+XB_MANY=${XEN_PV_XENBUS_MANY:-1000}
+XENBUS=${XEN_PV_XENBUS:-}
 DOMID_FILE=${XEN_PV_DOMID_FILE:-}
 KSFT_NAME=xen_pv
 . "$DIR/xen_lib.sh"
@@ -582,6 +587,244 @@ race() {
 	done
 }
 
+# --- Hostile xenstore: device entries no toolstack writes, against both buses -------------------
+# dom0 writes device entries into the domU's device/ tree (the domU's frontend bus) and its own
+# backend/ tree (dom0's backend bus), as a compromised or buggy toolstack or driver domain could:
+# names too long for a bus id, two entries with one bus id, states other than Initialising, a
+# frontend-id that is not a number, an other end outside the tree of the domain it names, entries
+# that vanish as soon as they appear, and XB_MANY devices at once. Each domain checks its bus: what
+# must be there is, what must not is not, the kernel said why, nothing crashed or hung, and it all
+# goes when the entries go, with grants and event channels back to baseline. The Rust buses
+# (XEN_XENBUS_RUST) refuse three things the C buses accept: an other end outside the tree of the
+# domain it names (both buses), and a backend whose frontend-id is not the domain in its path.
+XB_FE_TYPES="xrbad xrdup-a xrdup xrstate xrgone xrmany"
+XB_BE_TYPES="xrbad xrgone xrmany"
+XB_LONG=aaaaaaaaaaaaaaaaaaaaaaaa
+xb_dir() { if on dom0; then echo /sys/bus/xen-backend/devices; else echo /sys/bus/xen/devices; fi; }
+# xb_count GLOB: how many devices of this domain's bus match GLOB.
+xb_count() {
+	set -- $(xb_dir)/$1
+	if [ -e "$1" ]; then echo $#; else echo 0; fi
+}
+xb_count_is() {
+	local c
+	c=$(xb_count "$1")
+	[ "$c" -eq "$2" ] || { echo "$c devices $1 on the bus, want $2"; return 1; }
+}
+xb_has() { [ -e "$(xb_dir)/$1" ] || { echo "no device $1 on the bus"; return 1; }; }
+xb_not() { [ ! -e "$(xb_dir)/$1" ] || { echo "device $1 is on the bus ($(cat "$(xb_dir)/$1/nodename"))"; return 1; }; }
+# xs_says KEY TEXT: xenstore's KEY holds TEXT.
+xs_says() {
+	local v
+	v=$(xs_read "$1")
+	case $v in *"$2"*) ;; *) echo "$1 is '$v', not about '$2'"; return 1 ;; esac
+}
+xb_bound() { [ -e "$(xb_dir)/$1/driver" ] || { echo "device $1 has no driver"; return 1; }; }
+# xb_refused DEV NODE: the Rust bus refused the other end of DEV (xenstore NODE): no driver, the
+# device Closing and an error node.
+xb_refused() {
+	[ ! -e "$(xb_dir)/$1/driver" ] || { echo "device $1 is bound to a driver"; return 1; }
+	state_is "$2" 5 || { echo "$2/state is '$(xs_read "$2/state")', want 5 (Closing)"; return 1; }
+}
+# xb_write_many ROOT N: N devices ROOT/0..N-1, each with its state and EXTRA key/value pairs, in
+# transactions of 100 devices.
+xb_write_many() {
+	local root=$1 num=$2 i=0 args
+	shift 2
+	while [ $i -lt "$num" ]; do
+		args=
+		while [ $i -lt "$num" ]; do
+			args="$args $root/$i/state 1"
+			[ $# -gt 0 ] && args="$args $root/$i/$1 $2"
+			[ $# -gt 2 ] && args="$args $root/$i/$3 $4"
+			i=$((i + 1))
+			[ $((i % 100)) -eq 0 ] && break
+		done
+		# shellcheck disable=SC2086
+		xenstore-write $args || return 1
+	done
+}
+xb_rm_many() {
+	local root=$1 num=$2 i=0 args
+	while [ $i -lt "$num" ]; do
+		args=
+		while [ $i -lt "$num" ]; do
+			args="$args $root/$i"
+			i=$((i + 1))
+			[ $((i % 100)) -eq 0 ] && break
+		done
+		# shellcheck disable=SC2086
+		xenstore-rm $args || return 1
+	done
+}
+# The device's own directory goes first: the xenbus core ignores the removal of a whole type.
+xb_rm_types() {
+	local root=$1 t d
+	shift
+	for t in "$@"; do
+		for d in $(xenstore-list "$root/$t" 2>/dev/null); do
+			xenstore-rm "$root/$t/$d"
+		done
+		xenstore-rm "$root/$t" 2>/dev/null
+	done
+	return 0
+}
+hostile_xenstore() {
+	local fe=/local/domain/$DOMU/device be=/local/domain/0/backend/xrbad/$DOMU e0 g0=0 t0
+	local rust=0 many=$XB_MANY i ok me=$DOMU
+	on domU && me=$(xs_read domid)
+	if [ -z "$XENBUS" ]; then
+		XENBUS=C
+		log_has "bus xen.* (Rust)" && XENBUS=Rust
+	fi
+	case $XENBUS in [Rr]ust) rust=1 ;; esac
+	e0=$(evtchns)
+	on domU && g0=$(stat_of $GRANTS in_use)
+	echo "# hostile xenstore: the $XENBUS buses, $many devices at once"
+	# The drivers that follow an other end: the demo pair.
+	on domU && check "hostile xenstore: load rust_xen_demo_front" mod_load rust_xen_demo_front
+	on dom0 && check "hostile xenstore: load rust_xen_demo_back" mod_load rust_xen_demo_back
+	barrier "hostile: drivers loaded"
+	if on dom0; then
+		# Other ends that exist, that the other domain can read, but that are not in the tree of the
+		# domain they are said to be in.
+		xenstore-write /local/domain/$DOMU/data/xr-fake-end 1 /local/domain/0/data/xr-fake-end 1
+		xenstore-chmod /local/domain/0/data/xr-fake-end n0 r$DOMU
+		# The demo devices as a toolstack writes them: without a state, owned by the domU (so that
+		# it can write its state and error nodes) and readable by the backend domain, then the
+		# state.
+		xenstore-write $fe/demo/91/backend-id 0 $fe/demo/91/backend /local/domain/$DOMU/data/xr-fake-end \
+			$fe/demo/92/backend-id 0 $fe/demo/92/backend /local/domain/0/data/xr-fake-end
+		xenstore-chmod -r $fe/demo/91 n$DOMU r0
+		xenstore-chmod -r $fe/demo/92 n$DOMU r0
+		check "hostile xenstore: dom0 wrote the bad frontend entries" xenstore-write \
+			$fe/xrbad/$XB_LONG/state 1 $fe/xrbad/ok_1@x-y/state 1 \
+			$fe/xrstate/nan/state garbage $fe/xrstate/big/state 99 $fe/xrstate/empty/state "" \
+			$fe/xrstate/later/state 7 $fe/demo/91/state 1 $fe/demo/92/state 1
+		# One after the other, so that the domU sees them in this order.
+		check "hostile xenstore: dom0 wrote two frontend entries with one bus id" sh -c \
+			"xenstore-write $fe/xrdup-a/b/state 1 && xenstore-write $fe/xrdup/a-b/state 1"
+		check "hostile xenstore: dom0 wrote the bad backend entries" xenstore-write \
+			$be/$XB_LONG/state 1 $be/$XB_LONG/frontend-id $DOMU $be/$XB_LONG/frontend $fe \
+			$be/1/state 1 $be/1/frontend-id abc $be/1/frontend $fe \
+			$be/2/state 1 $be/2/frontend-id $((DOMU + 1)) $be/2/frontend $fe \
+			$be/3/state 1 $be/3/frontend-id $DOMU $be/3/frontend $fe \
+			/local/domain/0/backend/demo/$DOMU/91/state 1 /local/domain/0/backend/demo/$DOMU/91/online 1 \
+			/local/domain/0/backend/demo/$DOMU/91/frontend-id $DOMU \
+			/local/domain/0/backend/demo/$DOMU/91/frontend /local/domain/$DOMU/data/xr-fake-end
+		t0=$(now)
+		i=0
+		ok=0
+		while [ $i -lt 50 ]; do
+			xenstore-write $fe/xrgone/$i/state 1 /local/domain/0/backend/xrgone/$DOMU/$i/state 1 \
+				/local/domain/0/backend/xrgone/$DOMU/$i/frontend-id $DOMU \
+				/local/domain/0/backend/xrgone/$DOMU/$i/frontend $fe &&
+				xenstore-rm $fe/xrgone/$i /local/domain/0/backend/xrgone/$DOMU/$i && ok=$((ok + 1))
+			i=$((i + 1))
+		done
+		check "hostile xenstore: dom0 wrote and at once removed 50 devices on each bus" \
+			sh -c "[ $ok = 50 ] || { echo '$ok of 50 written and removed'; exit 1; }"
+		# dom0 owns the directories of the many, so that they do not count against the domU's
+		# xenstore quota.
+		xenstore-write $fe/xrmany "" /local/domain/0/backend/xrmany/$DOMU ""
+		xenstore-chmod $fe/xrmany n0 r$DOMU
+		check "hostile xenstore: dom0 wrote $many frontend devices" xb_write_many $fe/xrmany "$many"
+		check "hostile xenstore: dom0 wrote $many backend devices" \
+			xb_write_many /local/domain/0/backend/xrmany/$DOMU "$many" frontend-id $DOMU frontend $fe
+		echo "# written in $(($(now) - t0)) s"
+	fi
+	barrier "hostile: entries written"
+	t0=$(now)
+	check "hostile xenstore: $ROLE's bus took the $many devices" wait_until 600 "$many devices" xb_count_is "xrmany-*" "$many"
+	echo "# $ROLE's bus took them in $(($(now) - t0)) s"
+	check "hostile xenstore: $ROLE's bus has none of the vanished devices" wait_until 60 "no xrgone devices" xb_count_is "xrgone-*" 0
+	if on domU; then
+		check "hostile xenstore: a name too long for a bus id is refused, with a warning" \
+			log_has "bad frontend.*xrbad/$XB_LONG"
+		check "hostile xenstore: of the two xrbad entries only the one that fits is probed" xb_count_is "xrbad-*" 1
+		check "hostile xenstore: a name with _, @ and - in it is probed" xb_has xrbad-ok_1@x-y
+		check "hostile xenstore: two entries with one bus id: one device" sh -c \
+			"grep -qx -e device/xrdup-a/b -e device/xrdup/a-b /sys/bus/xen/devices/xrdup-a-b/nodename"
+		for i in nan big empty later; do
+			check "hostile xenstore: state '$(xs_read device/xrstate/$i/state)' is not probed" xb_not xrstate-$i
+		done
+		if [ $rust = 1 ]; then
+			check "hostile xenstore: a second entry with the same bus id is refused, with a warning" log_has \
+				"device/xrdup/a-b: bus id xrdup-a-b is taken by device/xrdup-a/b"
+			check "hostile xenstore: a backend in the domU's own tree is refused" \
+				wait_until 30 "device/demo/91 refused" xb_refused demo-91 device/demo/91
+			check "hostile xenstore: a backend outside dom0's backend tree is refused" \
+				wait_until 30 "device/demo/92 refused" xb_refused demo-92 device/demo/92
+			check "hostile xenstore: the refusal is in xenstore" \
+				xs_says error/device/demo/91/error "backend is not in the backend domain's backend tree"
+			check "hostile xenstore: and in the log" log_has \
+				"device/demo/91: backend /local/domain/$me/data/xr-fake-end of domain 0 is not under /local/domain/0/backend"
+		else
+			check "hostile xenstore: (C bus) a backend in the domU's own tree is taken" \
+				wait_until 30 "demo-91 bound" xb_bound demo-91
+			check "hostile xenstore: (C bus) a backend outside dom0's backend tree is taken" \
+				wait_until 30 "demo-92 bound" xb_bound demo-92
+		fi
+	else
+		check "hostile xenstore: a good backend among the bad ones is probed" xb_has "xrbad-$DOMU-3"
+		if [ $rust = 1 ]; then
+			check "hostile xenstore: a name too long, frontend-id 'abc' and a frontend-id not the domain in the path are refused" \
+				xb_count_is "xrbad-*" 1
+			check "hostile xenstore: each refusal is in the log" sh -c \
+				"dmesg >$tmp.d; grep -q 'xrbad/$DOMU/$XB_LONG: not a backend device: the bus id would be too long' $tmp.d &&
+				 grep -q 'xrbad/$DOMU/1: not a backend device: frontend-id is missing or not a number' $tmp.d &&
+				 grep -q 'xrbad/$DOMU/2: not a backend device: frontend-id is not the domain in the path' $tmp.d"
+			check "hostile xenstore: a frontend in the domU's data tree is refused" \
+				wait_until 30 "backend/demo/$DOMU/91 refused" xb_refused "demo-$DOMU-91" \
+				/local/domain/0/backend/demo/$DOMU/91
+			check "hostile xenstore: the refusal is in xenstore" \
+				xs_says /local/domain/0/error/backend/demo/$DOMU/91/error "frontend is not in the frontend domain's device tree"
+		else
+			check "hostile xenstore: (C bus) a name too long and frontend-id 'abc' are refused" \
+				xb_count_is "xrbad-*" 2
+			check "hostile xenstore: (C bus) a frontend-id not the domain in the path is probed" \
+				xb_has "xrbad-$((DOMU + 1))-2"
+			check "hostile xenstore: (C bus) a frontend in the domU's data tree is taken" \
+				wait_until 30 "demo-$DOMU-91 bound" xb_bound "demo-$DOMU-91"
+		fi
+	fi
+	barrier "hostile: entries checked"
+	if on dom0; then
+		t0=$(now)
+		check "hostile xenstore: dom0 removed the $many frontend devices" xb_rm_many $fe/xrmany "$many"
+		check "hostile xenstore: dom0 removed the $many backend devices" \
+			xb_rm_many /local/domain/0/backend/xrmany/$DOMU "$many"
+		echo "# removed in $(($(now) - t0)) s"
+		xb_rm_types $fe $XB_FE_TYPES
+		xb_rm_types /local/domain/0/backend $XB_BE_TYPES
+		# One by one: xenstore-rm removes all its paths in one transaction, or none.
+		for i in $fe/demo/91 $fe/demo/92 /local/domain/0/backend/demo/$DOMU/91 \
+			/local/domain/$DOMU/data/xr-fake-end /local/domain/0/data/xr-fake-end \
+			/local/domain/$DOMU/error/device/demo /local/domain/0/error/backend/demo/$DOMU/91; do
+			xenstore-rm "$i" 2>/dev/null
+		done
+		check "hostile xenstore: dom0 removed every entry" sh -c \
+			"! xenstore-exists $fe/xrmany/0 && ! xenstore-exists /local/domain/0/backend/xrbad"
+	fi
+	barrier "hostile: entries removed"
+	check "hostile xenstore: $ROLE's bus let go of every device" wait_until 600 "no xr devices" xb_count_is "xr*" 0
+	if on domU; then
+		check "hostile xenstore: the domU's bus let go of the demo devices" wait_until 60 "no demo-91, demo-92" \
+			sh -c "! [ -e /sys/bus/xen/devices/demo-91 ] && ! [ -e /sys/bus/xen/devices/demo-92 ]"
+	else
+		check "hostile xenstore: dom0's bus let go of the demo device" wait_until 60 "no demo-$DOMU-91" \
+			xb_not "demo-$DOMU-91"
+	fi
+	if on domU; then
+		check "hostile xenstore: unload rust_xen_demo_front" rmmod rust_xen_demo_front
+		check "hostile xenstore: grant references at baseline" wait_until 10 "$g0 grants" grants_are "$g0"
+	else
+		check "hostile xenstore: unload rust_xen_demo_back" rmmod rust_xen_demo_back
+	fi
+	check "hostile xenstore: $ROLE's event channels at baseline" wait_until 10 "$e0 event channels" evtchns_are "$e0"
+	barrier "hostile: over"
+}
+
 # --- The steps ----------------------------------------------------------------------------------
 
 echo "TAP version 13"
@@ -622,4 +865,5 @@ fi
 storm domU
 storm dom0
 race
+hostile_xenstore
 finish
