@@ -494,3 +494,40 @@ pub unsafe extern "C" fn xen_xenbus_be_init() -> c_int {
     }
     0
 }
+
+#[cfg(CONFIG_XEN_XENBUS_KUNIT_TEST)]
+#[kunit_tests(rust_xen_xenbus_backend)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_nodes_split_into_type_domain_and_id() {
+        let parts = |n: &'static [u8]| split_nodename(n);
+        assert_eq!(
+            parts(b"backend/vbd/5/51712"),
+            Some((&b"vbd"[..], &b"5"[..], &b"51712"[..]))
+        );
+        assert_eq!(
+            parts(b"backend/xrbad/6/aaaaaaaaaaaaaaaaaaaa"),
+            Some((&b"xrbad"[..], &b"6"[..], &b"aaaaaaaaaaaaaaaaaaaa"[..]))
+        );
+        // No type, no domain.
+        assert_eq!(parts(b"backend//5/1"), None);
+        assert_eq!(parts(b"backend/vbd"), None);
+        assert_eq!(parts(b"backend"), None);
+        assert_eq!(parts(b""), None);
+    }
+
+    #[test]
+    fn a_frontend_must_be_in_its_domains_device_tree() {
+        assert!(path_in_frontend(b"/local/domain/5/device/vbd/51712", 5));
+        assert!(path_in_frontend(b"/local/domain/0/device/vif/0", 0));
+        assert!(!path_in_frontend(b"/local/domain/5/device/vbd/51712", 6));
+        assert!(!path_in_frontend(b"/local/domain/5/data/xr-fake-end", 5));
+        assert!(!path_in_frontend(b"/local/domain/5/device/", 5));
+        assert!(!path_in_frontend(b"/local/domain/5/devices/vbd", 5));
+        assert!(!path_in_frontend(b"/local/domain/55/device/vbd", 5));
+        assert!(!path_in_frontend(b"device/vbd/51712", 5));
+        assert!(!path_in_frontend(b"", 5));
+    }
+}

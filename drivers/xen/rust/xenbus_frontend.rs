@@ -739,3 +739,67 @@ pub unsafe extern "C" fn xen_xenbus_fe_boot_wait() {
     READY_TO_WAIT_FOR_DEVICES.store(true, Ordering::Release);
     wait_for_devices(ptr::null_mut());
 }
+
+#[cfg(CONFIG_XEN_XENBUS_KUNIT_TEST)]
+#[kunit_tests(rust_xen_xenbus_frontend)]
+mod tests {
+    use super::*;
+
+    /// The bus id of `node`, as a string, or `None`.
+    fn bus_id(node: &[u8]) -> Option<KVec<u8>> {
+        let mut out = [0xffu8; BUS_ID_SIZE];
+        bus_id_of(node, &mut out)?;
+        let len = out.iter().position(|&c| c == 0)?;
+        let mut v = KVec::new();
+        v.extend_from_slice(out.get(..len)?, GFP_KERNEL).ok()?;
+        Some(v)
+    }
+
+    #[test]
+    fn bus_ids_are_type_dash_id() {
+        assert_eq!(
+            bus_id(b"device/vbd/51712").as_deref(),
+            Some(&b"vbd-51712"[..])
+        );
+        assert_eq!(bus_id(b"device/demo/0").as_deref(), Some(&b"demo-0"[..]));
+        assert_eq!(
+            bus_id(b"device/xrbad/ok_1@x-y").as_deref(),
+            Some(&b"xrbad-ok_1@x-y"[..])
+        );
+        // Only the first slash after the type becomes a dash, as in C.
+        assert_eq!(bus_id(b"device/a/b/c").as_deref(), Some(&b"a-b/c"[..]));
+    }
+
+    #[test]
+    fn bus_ids_that_do_not_fit_or_have_no_id_are_refused() {
+        // 19 bytes and the NUL fit; 20 do not.
+        assert_eq!(
+            bus_id(b"device/abcdefghi/123456789").as_deref(),
+            Some(&b"abcdefghi-123456789"[..])
+        );
+        assert_eq!(bus_id(b"device/abcdefghi/1234567890"), None);
+        assert_eq!(bus_id(b"device/xrbad/aaaaaaaaaaaaaaaaaaaaaaaa"), None);
+        assert_eq!(bus_id(b"device/vbd"), None);
+        assert_eq!(bus_id(b"device"), None);
+        assert_eq!(bus_id(b""), None);
+    }
+
+    #[test]
+    fn an_other_end_must_be_in_its_domains_tree() {
+        let ok = |p: &[u8], d| path_in_domain(p, d, "backend");
+        assert!(ok(b"/local/domain/0/backend/vbd/5/51712", 0));
+        assert!(ok(b"/local/domain/32752/backend/x", 32752));
+        // Another domain's tree, another tree, the tree itself, a longer name, relative paths.
+        assert!(!ok(b"/local/domain/5/backend/vbd/5/51712", 0));
+        assert!(!ok(b"/local/domain/0/device/vbd/51712", 0));
+        assert!(!ok(b"/local/domain/0/data/xr-fake-end", 0));
+        assert!(!ok(b"/local/domain/0/backend/", 0));
+        assert!(!ok(b"/local/domain/0/backend", 0));
+        assert!(!ok(b"/local/domain/0/backendx/vbd", 0));
+        assert!(!ok(b"/local/domain/00/backend/vbd", 0));
+        assert!(!ok(b"/local/domain/10/backend/vbd", 1));
+        assert!(!ok(b"local/domain/0/backend/vbd", 0));
+        assert!(!ok(b"backend/vbd/5/51712", 0));
+        assert!(!ok(b"", 0));
+    }
+}
