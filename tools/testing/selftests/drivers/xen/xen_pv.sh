@@ -613,6 +613,21 @@ xb_count_is() {
 }
 xb_has() { [ -e "$(xb_dir)/$1" ] || { echo "no device $1 on the bus"; return 1; }; }
 xb_not() { [ ! -e "$(xb_dir)/$1" ] || { echo "device $1 is on the bus ($(cat "$(xb_dir)/$1/nodename"))"; return 1; }; }
+# xb_dev_is DEV NODENAME DEVTYPE MODALIAS STATE UEVENT-LINE...: DEV's sysfs attributes, and lines
+# of its uevent (what udev and the hotplug scripts see), are those.
+xb_dev_is() {
+	local d l
+	d=$(xb_dir)/$1
+	[ "$(cat "$d/nodename")" = "$2" ] || { echo "nodename is '$(cat "$d/nodename")', want '$2'"; return 1; }
+	[ "$(cat "$d/devtype")" = "$3" ] || { echo "devtype is '$(cat "$d/devtype")', want '$3'"; return 1; }
+	[ "$(cat "$d/modalias")" = "$4" ] || { echo "modalias is '$(cat "$d/modalias")', want '$4'"; return 1; }
+	[ "$(cat "$d/state")" = "$5" ] || { echo "state is '$(cat "$d/state")', want '$5'"; return 1; }
+	shift 5
+	cat "$d/uevent" >"$tmp.ue" || return 1
+	for l in "$@"; do
+		grep -qx "$l" "$tmp.ue" || { echo "no '$l' in the uevent:"; cat "$tmp.ue"; return 1; }
+	done
+}
 # xs_says KEY TEXT: xenstore's KEY holds TEXT.
 xs_says() {
 	local v
@@ -743,6 +758,8 @@ hostile_xenstore() {
 			log_has "bad frontend.*xrbad/$XB_LONG"
 		check "hostile xenstore: of the two xrbad entries only the one that fits is probed" xb_count_is "xrbad-*" 1
 		check "hostile xenstore: a name with _, @ and - in it is probed" xb_has xrbad-ok_1@x-y
+		check "hostile xenstore: its sysfs attributes and uevent are the frontend bus's" xb_dev_is xrbad-ok_1@x-y \
+			device/xrbad/ok_1@x-y xrbad xen:xrbad Initialising MODALIAS=xen:xrbad
 		check "hostile xenstore: two entries with one bus id: one device" sh -c \
 			"grep -qx -e device/xrdup-a/b -e device/xrdup/a-b /sys/bus/xen/devices/xrdup-a-b/nodename"
 		for i in nan big empty later; do
@@ -767,6 +784,9 @@ hostile_xenstore() {
 		fi
 	else
 		check "hostile xenstore: a good backend among the bad ones is probed" xb_has "xrbad-$DOMU-3"
+		check "hostile xenstore: its sysfs attributes and uevent are the backend bus's" xb_dev_is "xrbad-$DOMU-3" \
+			"backend/xrbad/$DOMU/3" xrbad xen-backend:xrbad Initialising MODALIAS=xen-backend:xrbad \
+			XENBUS_TYPE=xrbad "XENBUS_PATH=backend/xrbad/$DOMU/3" XENBUS_BASE_PATH=backend
 		if [ $rust = 1 ]; then
 			check "hostile xenstore: a name too long, frontend-id 'abc' and a frontend-id not the domain in the path are refused" \
 				xb_count_is "xrbad-*" 1
