@@ -1161,6 +1161,9 @@ def cmd_self_test(args):
     # Block reads: 16 MiB in 0.5 s (33.6 MB/s) in the domU, in 1 s in domU2.
     bench += [f"[domU] # bench: pv=blk-read bytes=16777216 ns={ns}" for ns in (500_000_000,) * 3]
     bench += [f"[{DOMU2}] # bench: pv=blk-read bytes=16777216 ns={ns}" for ns in (1_000_000_000,) * 3]
+    # Attach to Connected: 64 devices in 0.5 s (128 a second) in the domU, in 0.4 s in domU2.
+    bench += [f"[domU] # bench: attach=many devices=64 ns={ns}" for ns in (500_000_000,) * 3]
+    bench += [f"[{DOMU2}] # bench: attach=many devices=64 ns={ns}" for ns in (400_000_000,) * 3]
     with tempfile.TemporaryDirectory() as d:
         rep = xen_bench.new_report(d, "test")
         rows = xen_bench.parse(bench)
@@ -1178,7 +1181,10 @@ def cmd_self_test(args):
             svg = f.read()
         ok = (re.search(r"^Rust +Rust +1 +2,000 +2,000-2,000 +0\.50 +2\.0$", text, re.M) is not None
               and re.search(r"^C +C +1 +4,000 +1,000-5,000 +1\.00 +-$", text, re.M) is not None
-              and re.search(r"^  xenbus attach to Connected, 1 device .* not measured yet \(issue 13\)$", text, re.M) is not None
+              and re.search(r"^  xenbus attach to Connected, 64 at once +128\.0 devices/s +128\.0-128\.0$", text, re.M)
+              is not None
+              and re.search(r"^xenbus attach to Connected, 64 at once +128\.0 +160\.0 +1\.250 +1\.25-1\.25   "
+                            r"Rust/C 0\.800$", text, re.M) is not None
               and re.search(r"^  drivers/xen/grant-table.o \+ drivers/xen/grant-table-pages.o +- +- +- +not built yet \(issue 12\)$", text, re.M)
               is not None
               and [r["ratio"] for r in js["runs"][0]["rows"]] == [0.5, 1.0]
@@ -1192,9 +1198,11 @@ def cmd_self_test(args):
               and re.search(r"^grant cycle \(claim, grant, end, free\), 1 in flight +1,000,000 +800,000 +0\.800 "
                             r"+0\.73-0\.98   Rust/C 1\.250$", text, re.M) is not None
               and "the domU boots the Rust grant table core, domU2 boots the C grant table core" in text
-              and svg.count("<rect") == 4 and ">1.00</text>" in svg and ">1.25</text>" in svg)
+              and svg.count("<rect") == 5 and ">1.00</text>" in svg and ">1.25</text>" in svg
+              and ">0.80</text>" in svg)
     checks.append(("the bench report shows medians, ranges, the ratio to C+C, requests per event, grant "
-                   "cycles, PV driver MB/s and the second frontend domain against the first, in text, JSON and a chart", ok, text))
+                   "cycles, PV driver MB/s, attach times and the second frontend domain against the first, in "
+                   "text, JSON and a chart", ok, text))
     # The demo's exchange table joins the two domains' trace lines by request id.
     trace = ["rust_xen_demo_back: xen-demo demo-1-0: slot 0: id=256 op=0 status=2560 -> status=2561",
              "[domU] rust_xen_demo_front: xen-demo demo-0: sent slot 0: id=256 op=0 status=2560",

@@ -29,7 +29,8 @@ BENCH_LINE = re.compile(r"^\[(domU2?)\] # bench: front=(\S+) back=(\S+) batch=(\
                         r"(?: notifications=(\d+) interrupts=(\d+))?$")
 
 CORE_LINE = re.compile(r"^\[(domU2?)\] # bench: (?:gnttab=(one|batch32|entry|alloc) cycles|"
-                       r"pv=(blk-read|blk-write|net-rx|net-tx) bytes|storm=(self) events)=(\d+) ns=(\d+)$")
+                       r"pv=(blk-read|blk-write|net-rx|net-tx) bytes|storm=(self) events|"
+                       r"attach=(single|many) devices)=(\d+) ns=(\d+)$")
 # The core rows, in the order of the tables, with their units.
 CORE_ROWS = {"one": ("grant cycle (claim, grant, end, free), 1 in flight", "cycles/s"),
              "batch32": ("grant cycle, 32 in flight", "cycles/s"),
@@ -39,7 +40,9 @@ CORE_ROWS = {"one": ("grant cycle (claim, grant, end, free), 1 in flight", "cycl
              "blk-write": ("blkfront sequential write (O_DIRECT, 64 KiB)", "MB/s"),
              "net-rx": ("netfront TCP, dom0 to the domain", "MB/s"),
              "net-tx": ("netfront TCP, the domain to dom0", "MB/s"),
-             "self": ("event channel storm: events taken, looped-back flood", "events/s")}
+             "self": ("event channel storm: events taken, looped-back flood", "events/s"),
+             "single": ("xenbus attach to Connected, 1 device", "devices/s"),
+             "many": ("xenbus attach to Connected, 64 at once", "devices/s")}
 
 FRONTS = ("rust_xen_demo_front", "xen_demo_front")
 BACKS = ("rust_xen_demo_back", "xen_demo_back")
@@ -49,10 +52,7 @@ C_PAIR = ("xen_demo_front", "xen_demo_back")
 
 # What the replacement issues measure, once there is a Rust core to measure against the C one.
 # Printed as rows without numbers, so that the table says what is still to come.
-PENDING = [
-    ("xenbus attach to Connected, 1 device", "ms", 13),
-    ("xenbus attach to Connected, 64 devices", "ms", 13),
-]
+PENDING = []
 
 # The C objects the Rust cores replace, with the issue that replaces each.
 REPLACED = [
@@ -111,11 +111,12 @@ def parse_core(lines, domain="domU"):
     rounds = {}
     for line in lines:
         m = CORE_LINE.match(line)
-        if not m or m.group(1) != domain or int(m.group(6)) <= 0:
+        if not m or m.group(1) != domain or int(m.group(7)) <= 0:
             continue
-        key = m.group(2) or m.group(3) or m.group(4)
-        scale = 1e3 if m.group(3) else 1e9  # bytes per ns * 1e3 = MB/s; cycles or events per second
-        rounds.setdefault(key, []).append(int(m.group(5)) * scale / int(m.group(6)))
+        key = m.group(2) or m.group(3) or m.group(4) or m.group(5)
+        # bytes per ns * 1e3 = MB/s; cycles, events or devices per second
+        scale = 1e3 if m.group(3) else 1e9
+        rounds.setdefault(key, []).append(int(m.group(6)) * scale / int(m.group(7)))
     order = list(CORE_ROWS)
     return [{"row": CORE_ROWS[k][0], "loop": k, "unit": CORE_ROWS[k][1], "median": median(v), "min": min(v),
              "max": max(v), "rounds": v} for k, v in sorted(rounds.items(), key=lambda kv: order.index(kv[0]))]
@@ -287,7 +288,8 @@ def format_report(report):
                                "rounds:") + [""]
     for run in report["side_by_side"]:
         out += format_side_by_side(run) + [""]
-    out.append("To be measured by the replacement issues, Rust core against C core in one run:")
+    if report["pending"]:
+        out.append("To be measured by the replacement issues, Rust core against C core in one run:")
     for p in report["pending"]:
         out.append(f"  {p['row']:<52} {p['unit']:<6} not measured yet (issue {p['issue']})")
     width = max([44] + [len(s["object"]) for s in report["sizes"]])

@@ -46,7 +46,9 @@
 #                     O_DIRECT, and XEN_DEMO_BENCH_NET_MB MiB (default 64) each way over TCP
 #                     (xen-netfront on xen-netback), when those modules are there; and an event
 #                     channel storm inside each frontend domain for XEN_DEMO_BENCH_STORM_S
-#                     seconds (default 2; xen_evtchn_storm self), when that program is there
+#                     seconds (default 2; xen_evtchn_storm self), when that program is there;
+#                     and xenbus attach to Connected, timed by dom0, for one demo device and for
+#                     XEN_DEMO_BENCH_ATTACH_MANY at once (default 64), with the C demo pair
 #   XEN_DEMO_SOAK_SLACK_KB  slab growth the soak tolerates in each domain (default 512)
 #   XEN_DEMO_QUIET_FILE  bench, in dom0: a file that exists while a frontend domain measures, so
 #                     that whatever else runs in dom0 (a console relay) can keep still meanwhile
@@ -857,6 +859,7 @@ mode_bench() {
 		done
 		bench_gnttab
 		bench_storm
+		bench_attach
 		[ -n "$PV" ] && bench_pv
 	done
 	[ -n "$PV" ] && pv_teardown
@@ -909,6 +912,89 @@ measure_storm() {
 	check "$p" sh -c "\"$DIR/xen_evtchn_storm\" self $BENCH_STORM_S >$tmp.bench"
 	cat "$tmp.bench" 2>/dev/null
 	rm -f "$tmp.bench"
+}
+
+# bench_attach: xenbus, from the attach tool's write to the backend's Connected, for one demo device
+# and for BENCH_ATTACH_MANY appearing at once (xen-demo-attach FIRST-LAST), each frontend domain in
+# its turn. It uses the C demo pair in every domain, so that what differs between the frontend
+# domains is their kernels' Xen core (xenbus buses, grant table, event channels). dom0 times it
+# in its kernel log (the attach tool's mark and xen_demo_back's "connected" lines, microseconds of
+# one clock, from /dev/kmsg) and hands the time to the domain, which reports it:
+#   # bench: attach=single|many devices=N ns=T
+BENCH_ATTACH_MANY=${XEN_DEMO_BENCH_ATTACH_MANY:-64}
+BENCH_ATTACH_FIRST=100
+bench_attach() {
+	local t d i cnt
+	p="bench round $round, xenbus attach"
+	on dom0 && check "$p: load xen_demo_back" mod_load xen_demo_back
+	on domU && check "$p: load xen_demo_front" mod_load xen_demo_front
+	barrier "bench attach $round loaded"
+	t=0
+	while [ $t -lt "$slots" ]; do
+		if on dom0; then
+			i=0
+			for d in $DOMUS; do
+				if [ $(((i + round) % slots)) -eq $t ]; then
+					use_domu "$d"
+					measure_attach
+				fi
+				i=$((i + 1))
+			done
+			set -- $DOMUS
+			use_domu "$1"
+		fi
+		barrier "bench attach $round turn $t"
+		if on domU && [ $(((slot + round) % slots)) -eq $t ]; then
+			for cnt in 1 "$BENCH_ATTACH_MANY"; do
+				ns=$(peer_value "attach-$cnt-$round")
+				check "$p: $cnt connected, timed by dom0" test -n "$ns" &&
+					echo "# bench: attach=$([ "$cnt" = 1 ] && echo single || echo many) devices=$cnt ns=$ns"
+			done
+		fi
+		t=$((t + 1))
+	done
+	on dom0 && check "$p: unload xen_demo_back" rmmod xen_demo_back
+	on domU && check "$p: unload xen_demo_front" rmmod xen_demo_front
+}
+
+# attach_connected N: all N demo devices of the domain connected, in dom0's xenstore view.
+attach_connected() {
+	local c
+	xenstore-ls -f "/local/domain/0/backend/demo/$DOMU" >"$tmp.ls" 2>/dev/null || return 1
+	c=$(grep -c '/1[0-9][0-9]/state = "4"$' "$tmp.ls")
+	[ "$c" -eq "$1" ] || { echo "$c of $1 backends Connected"; return 1; }
+}
+
+# attach_ns RANGE N: from the attach tool's mark for RANGE to the last of the N "connected" lines
+# after it, in nanoseconds. /dev/kmsg gives each record's time in microseconds whatever printk.time
+# says (this kernel does not print times); cat only stops reading it when it is killed.
+attach_ns() {
+	timeout 2 cat /dev/kmsg >"$tmp.dm" 2>/dev/null
+	awk -v mark="xen-demo-attach: writing the states of demo/$1" -v dev="xen-demo demo-$DOMU-1[0-9][0-9]: connected" -v n="$2" '
+		{ i = index($0, ";"); if (!i) next; split(substr($0, 1, i - 1), h, ","); t = h[3]; msg = substr($0, i + 1) }
+		index(msg, mark) { t0 = t; got = 0; next }
+		t0 && msg ~ dev { got++; t1 = t }
+		END { if (!t0 || got < n) exit 1; printf "%d\n", (t1 - t0) * 1000 }' "$tmp.dm"
+}
+
+measure_attach() {
+	# Not n: that is the KTAP counter, which check increments.
+	local cnt last ns id
+	for cnt in 1 "$BENCH_ATTACH_MANY"; do
+		last=$((BENCH_ATTACH_FIRST + cnt - 1))
+		check "$p: attach $cnt to domain $DOMU at once" \
+			env XEN_DEMO_ATTACH_MARK=1 "$ATTACH" attach "$DOMU" "$BENCH_ATTACH_FIRST-$last"
+		check "$p: $cnt connected in domain $DOMU" wait_until 300 "$cnt demo devices connected" \
+			attach_connected "$cnt"
+		ns=$(attach_ns "$BENCH_ATTACH_FIRST-$last" "$cnt") && publish "attach-$cnt-$round" "$ns"
+		id=$BENCH_ATTACH_FIRST
+		while [ $id -le $last ]; do
+			"$ATTACH" detach "$DOMU" $id >/dev/null || echo "# detach $id from domain $DOMU failed"
+			id=$((id + 1))
+		done
+		check "$p: $cnt detached from domain $DOMU" wait_until 60 "no demo-$DOMU-1xx" \
+			sh -c "! ls -d /sys/bus/xen-backend/devices/demo-$DOMU-1[0-9][0-9] >/dev/null 2>&1"
+	done
 }
 
 # --- Bench mode: the stock PV drivers ------------------------------------------------------------
