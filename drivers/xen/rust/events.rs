@@ -44,22 +44,29 @@ mod tests;
 /// The prefix of this crate's messages: the same as `pr_fmt` gives `events_2l.c`.
 const __LOG_PREFIX: &[u8] = b"xen:events\0";
 
-/// Whether `cpu` is possible (has a per-cpu area).
-fn cpu_possible(cpu: u32) -> bool {
+/// Whether `cpu` is in `mask`, one of the kernel's global cpumasks.
+///
+/// # Safety
+///
+/// `mask` must point to a cpumask that lives forever.
+unsafe fn in_mask(mask: *const bindings::cpumask, cpu: u32) -> bool {
     let Some(id) = kernel::cpu::CpuId::from_u32(cpu) else {
         return false;
     };
+    // SAFETY: The caller passes a cpumask that lives forever.
+    unsafe { kernel::cpumask::Cpumask::from_raw(mask) }.test(id)
+}
+
+/// Whether `cpu` is possible (has a per-cpu area).
+fn cpu_possible(cpu: u32) -> bool {
     // SAFETY: `__cpu_possible_mask` is a cpumask that lives forever.
-    unsafe { kernel::cpumask::Cpumask::from_raw(&raw const bindings::__cpu_possible_mask) }.test(id)
+    unsafe { in_mask(&raw const bindings::__cpu_possible_mask, cpu) }
 }
 
 /// Whether `cpu` is online.
 fn cpu_online(cpu: u32) -> bool {
-    let Some(id) = kernel::cpu::CpuId::from_u32(cpu) else {
-        return false;
-    };
     // SAFETY: `__cpu_online_mask` is a cpumask that lives forever.
-    unsafe { kernel::cpumask::Cpumask::from_raw(&raw const bindings::__cpu_online_mask) }.test(id)
+    unsafe { in_mask(&raw const bindings::__cpu_online_mask, cpu) }
 }
 
 /// `EVTCHNOP_unmask`: asks Xen to unmask `port`, which raises the event again if it is pending.
