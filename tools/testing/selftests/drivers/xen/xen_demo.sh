@@ -277,6 +277,26 @@ stat_above() {
 }
 detach() { "$ATTACH" detach "$DOMU" "$@"; }
 attach_fails() { ! "$ATTACH" "$@"; }
+# attach_range FIRST LAST: one attach (with its kernel log mark) creates every device of the range,
+# both ends Initialising; they are detached again.
+attach_range() {
+	local id=$1 fe be
+	XEN_DEMO_ATTACH_MARK=1 "$ATTACH" attach "$DOMU" "$1-$2" >/dev/null || return 1
+	dmesg >"$tmp.dm" && grep -q "xen-demo-attach: writing the states of demo/$1-$2" "$tmp.dm" ||
+		{ echo "no mark in the kernel log"; return 1; }
+	while [ "$id" -le "$2" ]; do
+		fe=/local/domain/$DOMU/device/demo/$id
+		be=/local/domain/0/backend/demo/$DOMU/$id
+		state_is "$fe" 1 && state_is "$be" 1 ||
+			{ echo "device $id: states '$(xs_read "$fe/state")' and '$(xs_read "$be/state")'"; return 1; }
+		id=$((id + 1))
+	done
+	id=$1
+	while [ "$id" -le "$2" ]; do
+		"$ATTACH" detach "$DOMU" "$id" >/dev/null || return 1
+		id=$((id + 1))
+	done
+}
 be_gone() { [ ! -e "$BE_DEV" ]; }
 
 detach_attach_cycles() {
@@ -371,6 +391,9 @@ mode_test() {
 			check "attach tool: unknown domain name fails" attach_fails attach no-such-domain
 			check "attach tool: detaching a missing device fails" attach_fails detach "$DOMU" 7
 			check "attach tool: bad device id fails" attach_fails attach "$DOMU" x
+			check "attach tool: a reversed range fails" attach_fails attach "$DOMU" 43-41
+			check "attach tool: a range with a bad end fails" attach_fails attach "$DOMU" 41-x
+			check "attach tool: a range attaches all its devices at once, and they detach" attach_range 41 43
 			check "attach tool: no arguments fails" attach_fails
 	fi
 	barrier start
