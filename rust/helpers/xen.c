@@ -7,8 +7,11 @@
 #if IS_ENABLED(CONFIG_RUST_XEN_ABSTRACTIONS)
 
 #include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/semaphore.h>
 #include <xen/events.h>
 #include <xen/grant_table.h>
+#include <xen/hvm.h>
 #include <xen/xen.h>
 #include <xen/page.h>
 #include <xen/mem-reservation.h>
@@ -278,6 +281,49 @@ __rust_helper u32 rust_helper_cpuid_ebx(u32 op)
 __rust_helper bool rust_helper_xen_xenstored_ready(void)
 {
 	return READ_ONCE(xenstored_ready) > 0;
+}
+
+/*
+ * For the xenbus device model (drivers/xen/rust/xenbus_device.rs): taking a
+ * driver's module and initialising a device's reclaim semaphore are static
+ * inline functions.
+ */
+__rust_helper bool rust_helper_try_module_get(struct module *module)
+{
+	return try_module_get(module);
+}
+
+__rust_helper void rust_helper_sema_init(struct semaphore *sem, int val)
+{
+	sema_init(sem, val);
+}
+
+/*
+ * For the xenstore bring-up (drivers/xen/rust/xenbus_probe.rs): reading and
+ * setting an HVM parameter, and the direct-map address of a PV domain's
+ * xenstore ring, are static inlines and macros. The setter is the
+ * counterpart of hvm_get_parameter(); struct xen_hvm_param's header does not
+ * go through bindgen.
+ */
+__rust_helper int rust_helper_xen_hvm_set_parameter(int idx, uint64_t value)
+{
+	struct xen_hvm_param a = {
+		.domid = DOMID_SELF,
+		.index = idx,
+		.value = value,
+	};
+
+	return HYPERVISOR_hvm_op(HVMOP_set_param, &a);
+}
+
+__rust_helper int rust_helper_hvm_get_parameter(int idx, uint64_t *value)
+{
+	return hvm_get_parameter(idx, value);
+}
+
+__rust_helper void *rust_helper_xen_gfn_to_virt(unsigned long gfn)
+{
+	return gfn_to_virt(gfn);
 }
 
 #if IS_ENABLED(CONFIG_RUST_XEN_KUNIT_TEST)
