@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * What the Rust xenbus buses (xenbus_frontend.rs and xenbus_backend.rs,
- * XEN_XENBUS_RUST) share with their C glue (xenbus-frontend-glue.c and
- * xenbus-backend-glue.c). Included by the Rust bindings, so that the Rust
+ * What the Rust xenbus core and buses (xenbus_probe.rs, xenbus_device.rs,
+ * xenbus_frontend.rs and xenbus_backend.rs, XEN_XENBUS_RUST) share with
+ * their C glue (xenbus-probe-glue.c, xenbus-device-glue.c,
+ * xenbus-frontend-glue.c and xenbus-backend-glue.c). Included by the Rust bindings, so that the Rust
  * definitions are checked against these prototypes.
  *
  * The glue holds the tables the driver core and xenbus_xs.c keep pointers
@@ -15,6 +16,8 @@
 
 #include <linux/device.h>
 #include <linux/notifier.h>
+#include <linux/proc_fs.h>
+#include <xen/xen-ops.h>
 #include <xen/xenbus.h>
 
 #include "../xenbus/xenbus.h"
@@ -61,5 +64,28 @@ int xen_xenbus_be_uevent(const struct device *dev, struct kobj_uevent_env *env);
 void xen_xenbus_be_root_changed(struct xenbus_watch *watch, const char *path, const char *token);
 int xen_xenbus_be_probe_and_watch(struct notifier_block *nb, unsigned long event, void *data);
 int xen_xenbus_be_init(void);
+
+/*
+ * The device model (xenbus_device.rs, xenbus-device-glue.c): the show and
+ * store of every xenbus device attribute, and the "xenbus" group of event
+ * counters that probe adds to a bound device.
+ */
+extern const struct attribute_group xen_xenbus_stat_group;
+
+ssize_t xen_xenbus_attr_show(struct device *dev, struct device_attribute *attr, char *buf);
+ssize_t xen_xenbus_attr_store(struct device *dev, struct device_attribute *attr,
+			      const char *buf, size_t count);
+
+/*
+ * The xenstore bring-up (xenbus_probe.rs, xenbus-probe-glue.c): the
+ * xenstore notifier chain and the resume notifier, and the Rust halves of
+ * the postcore and device initcalls.
+ */
+extern struct blocking_notifier_head xen_xenbus_store_chain;
+extern struct notifier_block xen_xenbus_resume_nb;
+
+int xen_xenbus_resume_cb(struct notifier_block *nb, unsigned long action, void *data);
+int xen_xenbus_init(void);
+int xen_xenbus_probe_initcall(void);
 
 #endif /* __XEN_RUST_XENBUS_GLUE_H__ */
