@@ -58,6 +58,7 @@ PENDING = []
 REPLACED = [
     ("drivers/xen/grant-table.o", 12),
     ("drivers/xen/xenbus/xenbus_probe.o", 13),
+    ("drivers/xen/xenbus/xenbus_device.o", 13),
     ("drivers/xen/xenbus/xenbus_probe_frontend.o", 13),
     ("drivers/xen/xenbus/xenbus_probe_backend.o", 13),
     ("drivers/xen/events/events_2l.o", 14),
@@ -164,6 +165,10 @@ RUST_OBJECTS = {
                                                    "drivers/xen/rust/xenbus-frontend-glue.o"),
     "drivers/xen/xenbus/xenbus_probe_backend.o": ("drivers/xen/rust/xenbus_backend.o",
                                                   "drivers/xen/rust/xenbus-backend-glue.o"),
+    "drivers/xen/xenbus/xenbus_device.o": ("drivers/xen/rust/xenbus_device.o",
+                                           "drivers/xen/rust/xenbus-device-glue.o"),
+    "drivers/xen/xenbus/xenbus_probe.o": ("drivers/xen/rust/xenbus_probe.o",
+                                          "drivers/xen/rust/xenbus-probe-glue.o"),
 }
 
 # The C objects a Rust core replaces, where that is more than the one it is listed under: the

@@ -597,8 +597,10 @@ race() {
 # goes when the entries go, with grants and event channels back to baseline. The Rust buses
 # (XEN_XENBUS_RUST) refuse three things the C buses accept: an other end outside the tree of the
 # domain it names (both buses), and a backend whose frontend-id is not the domain in its path.
-XB_FE_TYPES="xrbad xrdup-a xrdup xrstate xrgone xrmany"
-XB_BE_TYPES="xrbad xrgone xrmany"
+# The Rust device model also refuses a state that only starts with a number ("1x", which C reads
+# as 1) and removes the devices of a type whose whole directory is removed (C keeps them).
+XB_FE_TYPES="xrbad xrdup-a xrdup xrstate xrgone xrmany xrtype"
+XB_BE_TYPES="xrbad xrgone xrmany xrtype"
 XB_LONG=aaaaaaaaaaaaaaaaaaaaaaaa
 xb_dir() { if on dom0; then echo /sys/bus/xen-backend/devices; else echo /sys/bus/xen/devices; fi; }
 # xb_count GLOB: how many devices of this domain's bus match GLOB.
@@ -715,7 +717,8 @@ hostile_xenstore() {
 		check "hostile xenstore: dom0 wrote the bad frontend entries" xenstore-write \
 			$fe/xrbad/$XB_LONG/state 1 $fe/xrbad/ok_1@x-y/state 1 \
 			$fe/xrstate/nan/state garbage $fe/xrstate/big/state 99 $fe/xrstate/empty/state "" \
-			$fe/xrstate/later/state 7 $fe/demo/91/state 1 $fe/demo/92/state 1
+			$fe/xrstate/later/state 7 $fe/xrstate/junk/state 1x $fe/demo/91/state 1 $fe/demo/92/state 1 \
+			$fe/xrtype/0/state 1 $fe/xrtype/1/state 1
 		# One after the other, so that the domU sees them in this order.
 		check "hostile xenstore: dom0 wrote two frontend entries with one bus id" sh -c \
 			"xenstore-write $fe/xrdup-a/b/state 1 && xenstore-write $fe/xrdup/a-b/state 1"
@@ -726,7 +729,10 @@ hostile_xenstore() {
 			$be/3/state 1 $be/3/frontend-id $DOMU $be/3/frontend $fe \
 			/local/domain/0/backend/demo/$DOMU/91/state 1 /local/domain/0/backend/demo/$DOMU/91/online 1 \
 			/local/domain/0/backend/demo/$DOMU/91/frontend-id $DOMU \
-			/local/domain/0/backend/demo/$DOMU/91/frontend /local/domain/$DOMU/data/xr-fake-end
+			/local/domain/0/backend/demo/$DOMU/91/frontend /local/domain/$DOMU/data/xr-fake-end \
+			/local/domain/0/backend/xrtype/$DOMU/0/state 1 /local/domain/0/backend/xrtype/$DOMU/0/frontend-id $DOMU \
+			/local/domain/0/backend/xrtype/$DOMU/0/frontend $fe /local/domain/0/backend/xrtype/$DOMU/1/state 1 \
+			/local/domain/0/backend/xrtype/$DOMU/1/frontend-id $DOMU /local/domain/0/backend/xrtype/$DOMU/1/frontend $fe
 		t0=$(now)
 		i=0
 		ok=0
@@ -753,6 +759,7 @@ hostile_xenstore() {
 	check "hostile xenstore: $ROLE's bus took the $many devices" wait_until 600 "$many devices" xb_count_is "xrmany-*" "$many"
 	echo "# $ROLE's bus took them in $(($(now) - t0)) s"
 	check "hostile xenstore: $ROLE's bus has none of the vanished devices" wait_until 60 "no xrgone devices" xb_count_is "xrgone-*" 0
+	check "hostile xenstore: $ROLE's bus took the two xrtype devices" wait_until 60 "2 xrtype devices" xb_count_is "xrtype-*" 2
 	if on domU; then
 		check "hostile xenstore: a name too long for a bus id is refused, with a warning" \
 			log_has "bad frontend.*xrbad/$XB_LONG"
@@ -765,6 +772,11 @@ hostile_xenstore() {
 		for i in nan big empty later; do
 			check "hostile xenstore: state '$(xs_read device/xrstate/$i/state)' is not probed" xb_not xrstate-$i
 		done
+		if [ $rust = 1 ]; then
+			check "hostile xenstore: state '1x' is not probed" xb_not xrstate-junk
+		else
+			check "hostile xenstore: (C core) state '1x' is read as 1 and probed" xb_has xrstate-junk
+		fi
 		if [ $rust = 1 ]; then
 			check "hostile xenstore: a second entry with the same bus id is refused, with a warning" log_has \
 				"device/xrdup/a-b: bus id xrdup-a-b is taken by device/xrdup-a/b"
@@ -815,6 +827,12 @@ hostile_xenstore() {
 		check "hostile xenstore: dom0 removed the $many backend devices" \
 			xb_rm_many /local/domain/0/backend/xrmany/$DOMU "$many"
 		echo "# removed in $(($(now) - t0)) s"
+		# The C core ignores the removal of a whole type (and keeps its devices): it only gets
+		# this with the Rust one, before xb_rm_types removes the rest device by device.
+		if [ $rust = 1 ]; then
+			check "hostile xenstore: dom0 removed two whole types of devices" \
+				xenstore-rm $fe/xrtype /local/domain/0/backend/xrtype
+		fi
 		xb_rm_types $fe $XB_FE_TYPES
 		xb_rm_types /local/domain/0/backend $XB_BE_TYPES
 		# One by one: xenstore-rm removes all its paths in one transaction, or none.
@@ -827,6 +845,10 @@ hostile_xenstore() {
 			"! xenstore-exists $fe/xrmany/0 && ! xenstore-exists /local/domain/0/backend/xrbad"
 	fi
 	barrier "hostile: entries removed"
+	if [ $rust = 1 ]; then
+		check "hostile xenstore: removing a whole type's directory removed its devices" \
+			wait_until 60 "no xrtype devices" xb_count_is "xrtype-*" 0
+	fi
 	check "hostile xenstore: $ROLE's bus let go of every device" wait_until 600 "no xr devices" xb_count_is "xr*" 0
 	if on domU; then
 		check "hostile xenstore: the domU's bus let go of the demo devices" wait_until 60 "no demo-91, demo-92" \
