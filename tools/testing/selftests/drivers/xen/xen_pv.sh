@@ -674,7 +674,7 @@ xb_rm_many() {
 		xenstore-rm $args || return 1
 	done
 }
-# The device's own directory goes first: the xenbus core ignores the removal of a whole type.
+# The device's own directory goes first: the C xenbus core ignores the removal of a whole type.
 xb_rm_types() {
 	local root=$1 t d
 	shift
@@ -685,6 +685,27 @@ xb_rm_types() {
 		xenstore-rm "$root/$t" 2>/dev/null
 	done
 	return 0
+}
+# xb_stats_ok DEV: the xenbus/ attributes of a bound backend device (the event counters of XSA-332)
+# are numbers, with at least one event channel and one event, and spurious_threshold takes a number,
+# refuses anything else, and is put back.
+xb_stats_ok() {
+	local d=/sys/bus/xen-backend/devices/$1/xenbus v old
+	for v in event_channels events spurious_events jiffies_eoi_delayed spurious_threshold; do
+		case $(cat "$d/$v" 2>/dev/null) in
+		'' | *[!0-9]*) echo "$d/$v is '$(cat "$d/$v" 2>&1)'"; return 1 ;;
+		esac
+	done
+	[ "$(cat "$d/event_channels")" -ge 1 ] || { echo "event_channels is $(cat "$d/event_channels")"; return 1; }
+	[ "$(cat "$d/events")" -ge 1 ] || { echo "events is $(cat "$d/events")"; return 1; }
+	old=$(cat "$d/spurious_threshold")
+	echo 7 >"$d/spurious_threshold" && [ "$(cat "$d/spurious_threshold")" = 7 ] ||
+		{ echo "spurious_threshold is '$(cat "$d/spurious_threshold")' after writing 7"; return 1; }
+	if echo abc >"$d/spurious_threshold" 2>/dev/null; then
+		echo "spurious_threshold took 'abc'"
+		return 1
+	fi
+	echo "$old" >"$d/spurious_threshold"
 }
 hostile_xenstore() {
 	local fe=/local/domain/$DOMU/device be=/local/domain/0/backend/xrbad/$DOMU e0 g0=0 t0
@@ -701,6 +722,8 @@ hostile_xenstore() {
 	# The drivers that follow an other end: the demo pair.
 	on domU && check "hostile xenstore: load rust_xen_demo_front" mod_load rust_xen_demo_front
 	on dom0 && check "hostile xenstore: load rust_xen_demo_back" mod_load rust_xen_demo_back
+	on dom0 && check "xenbus: blkback's device has its xenbus/ event counters and spurious_threshold" \
+		xb_stats_ok "vbd-$DOMU-51712"
 	barrier "hostile: drivers loaded"
 	if on dom0; then
 		# Other ends that exist, that the other domain can read, but that are not in the tree of the
