@@ -752,7 +752,11 @@ pub unsafe extern "C" fn xenbus_probe_node(
     unsafe {
         let names = xdev.add(1).cast::<u8>();
         ptr::copy_nonoverlapping(node.as_char_ptr().cast::<u8>(), names, name_len);
-        ptr::copy_nonoverlapping(ty.as_char_ptr().cast::<u8>(), names.add(name_len + 1), type_len);
+        ptr::copy_nonoverlapping(
+            ty.as_char_ptr().cast::<u8>(),
+            names.add(name_len + 1),
+            type_len,
+        );
         (*xdev).nodename = names.cast();
         (*xdev).devicetype = names.add(name_len + 1).cast();
         (*xdev).state = State::XenbusStateInitialising;

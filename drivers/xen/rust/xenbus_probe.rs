@@ -498,8 +498,9 @@ fn init() -> Result {
         // SAFETY: The notifier block lives in the glue forever.
         unsafe { bindings::xen_resume_notifier_register(&raw mut bindings::xen_xenbus_resume_nb) };
     }
-    // The /proc/xen mount point that tools which expect xenfs there use.
-    #[cfg(CONFIG_XEN_COMPAT_XENFS)]
+    // The /proc/xen mount point that tools which expect xenfs there use (without PROC_FS,
+    // `proc_create_mount_point` is an inline that does nothing).
+    #[cfg(all(CONFIG_XEN_COMPAT_XENFS, CONFIG_PROC_FS))]
     {
         // SAFETY: Creates an empty directory in /proc, or nothing.
         unsafe { bindings::proc_create_mount_point(c"xen".as_char_ptr()) };
