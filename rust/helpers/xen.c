@@ -9,6 +9,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/semaphore.h>
+#include <linux/sysfs.h>
 #include <xen/events.h>
 #include <xen/grant_table.h>
 #include <xen/hvm.h>
@@ -296,6 +297,28 @@ __rust_helper bool rust_helper_try_module_get(struct module *module)
 __rust_helper void rust_helper_sema_init(struct semaphore *sem, int val)
 {
 	sema_init(sem, val);
+}
+
+/*
+ * Functions in most kernels, inlines that do nothing without MODULES or SYSFS
+ * (a domU-only kernel may have neither): named apart so that the binding is
+ * the same in both.
+ */
+__rust_helper void rust_helper_xen_module_put(struct module *module)
+{
+	module_put(module);
+}
+
+__rust_helper int rust_helper_xen_sysfs_create_group(struct kobject *kobj,
+						     const struct attribute_group *grp)
+{
+	return sysfs_create_group(kobj, grp);
+}
+
+__rust_helper void rust_helper_xen_sysfs_remove_group(struct kobject *kobj,
+						      const struct attribute_group *grp)
+{
+	sysfs_remove_group(kobj, grp);
 }
 
 /*

@@ -428,7 +428,7 @@ pub unsafe extern "C" fn xenbus_dev_probe(dev: *mut bindings::device) -> c_int {
             let err = probe(xdev, id);
             bindings::up(&raw mut (*xdev).reclaim_sem);
             if err != 0 {
-                bindings::module_put(owner);
+                bindings::xen_module_put(owner);
                 free_otherend_details(xdev);
                 break 'fail err;
             }
@@ -436,12 +436,12 @@ pub unsafe extern "C" fn xenbus_dev_probe(dev: *mut bindings::device) -> c_int {
             if err != 0 {
                 dev_warn!(device(xdev), "xenbus: watch_otherend on {} failed.\n", node);
                 driver_remove(xdev, xdrv);
-                bindings::module_put(owner);
+                bindings::xen_module_put(owner);
                 free_otherend_details(xdev);
                 break 'fail err;
             }
             (*xdev).spurious_threshold = 1;
-            if bindings::sysfs_create_group(
+            if bindings::xen_sysfs_create_group(
                 &raw mut (*dev).kobj,
                 &raw const bindings::xen_xenbus_stat_group,
             ) != 0
@@ -477,13 +477,13 @@ pub unsafe extern "C" fn xenbus_dev_remove(dev: *mut bindings::device) {
         let xdev = to_xenbus_device(dev);
         let xdrv = to_xenbus_driver((*dev).driver);
         pr_debug!("xenbus_probe (xenbus_dev_remove) {}.\n", nodename(xdev));
-        bindings::sysfs_remove_group(
+        bindings::xen_sysfs_remove_group(
             &raw mut (*dev).kobj,
             &raw const bindings::xen_xenbus_stat_group,
         );
         free_otherend_watch(xdev);
         driver_remove(xdev, xdrv);
-        bindings::module_put((*xdrv).driver.owner);
+        bindings::xen_module_put((*xdrv).driver.owner);
         free_otherend_details(xdev);
         if !(*xdrv).allow_rebind
             || read_dev_state(xdev, nodename(xdev)) == State::XenbusStateClosing
@@ -656,35 +656,55 @@ pub unsafe extern "C" fn xen_xenbus_attr_show(
     attr: *mut bindings::device_attribute,
     buf: *mut c_char,
 ) -> isize {
+    use core::fmt::Write;
+    // SAFETY: sysfs hands `show` a page of its own, which may hold anything: it is zeroed first
+    // so that the slice is of initialised bytes.
+    let page = unsafe {
+        ptr::write_bytes(buf.cast::<u8>(), 0, kernel::page::PAGE_SIZE);
+        core::slice::from_raw_parts_mut(buf.cast::<u8>(), kernel::page::PAGE_SIZE)
+    };
+    let mut f = kernel::str::Formatter::new(page);
     // SAFETY: As the caller guarantees; the strings live as long as the device, and the
-    // counters are atomics the event core updates.
-    let n = unsafe {
+    // counters are atomics the event core updates, read once each as C's `atomic_read` does.
+    let written = unsafe {
         let xdev = to_xenbus_device(dev);
-        let s = |fmt: &CStr, v: *const c_char| bindings::sysfs_emit(buf, fmt.as_char_ptr(), v);
-        let d = |v: c_int| bindings::sysfs_emit(buf, c"%d\n".as_char_ptr(), v);
-        let counter = |a: *const bindings::atomic_t| d(ptr::read_volatile(&raw const (*a).counter));
+        let counter = |a: *const bindings::atomic_t| ptr::read_volatile(&raw const (*a).counter);
         match attr_name(attr) {
-            b"nodename" => s(c"%s\n", (*xdev).nodename),
-            b"devtype" => s(c"%s\n", (*xdev).devicetype),
-            b"modalias" => bindings::sysfs_emit(
-                buf,
-                c"%s:%s\n".as_char_ptr(),
-                (*(*dev).bus).name,
-                (*xdev).devicetype,
-            ),
-            b"state" => s(c"%s\n", bindings::xenbus_strstate((*xdev).state)),
-            b"event_channels" => counter(&raw const (*xdev).event_channels),
-            b"events" => counter(&raw const (*xdev).events),
-            b"spurious_events" => counter(&raw const (*xdev).spurious_events),
-            b"jiffies_eoi_delayed" => counter(&raw const (*xdev).jiffies_eoi_delayed),
-            // C prints the unsigned threshold with `%d` too.
-            b"spurious_threshold" => {
-                d(ptr::read_volatile(&raw const (*xdev).spurious_threshold) as c_int)
+            b"nodename" => f.write_fmt(fmt!("{}\n", nodename(xdev))),
+            b"devtype" => f.write_fmt(fmt!("{}\n", CStr::from_char_ptr((*xdev).devicetype))),
+            b"modalias" => f.write_fmt(fmt!(
+                "{}:{}\n",
+                CStr::from_char_ptr((*(*dev).bus).name),
+                CStr::from_char_ptr((*xdev).devicetype)
+            )),
+            b"state" => f.write_fmt(fmt!(
+                "{}\n",
+                CStr::from_char_ptr(bindings::xenbus_strstate((*xdev).state))
+            )),
+            b"event_channels" => {
+                f.write_fmt(fmt!("{}\n", counter(&raw const (*xdev).event_channels)))
             }
-            _ => EIO.to_errno(),
+            b"events" => f.write_fmt(fmt!("{}\n", counter(&raw const (*xdev).events))),
+            b"spurious_events" => {
+                f.write_fmt(fmt!("{}\n", counter(&raw const (*xdev).spurious_events)))
+            }
+            b"jiffies_eoi_delayed" => f.write_fmt(fmt!(
+                "{}\n",
+                counter(&raw const (*xdev).jiffies_eoi_delayed)
+            )),
+            // C prints the unsigned threshold with `%d`.
+            b"spurious_threshold" => f.write_fmt(fmt!(
+                "{}\n",
+                ptr::read_volatile(&raw const (*xdev).spurious_threshold) as c_int
+            )),
+            _ => return EIO.to_errno() as isize,
         }
     };
-    n as isize
+    match written {
+        Ok(()) => f.bytes_written() as isize,
+        // Only a node name longer than a page could: xenstore paths are at most 3072 bytes.
+        Err(_) => EIO.to_errno() as isize,
+    }
 }
 
 /// The `store` of `spurious_threshold`, the one writable attribute: a number as `kstrtouint`
