@@ -687,8 +687,9 @@ xb_rm_types() {
 	return 0
 }
 # xb_stats_ok DEV: the xenbus/ attributes of a bound backend device (the event counters of XSA-332)
-# are numbers, with at least one event channel and one event, and spurious_threshold takes a number,
-# refuses anything else, and is put back.
+# are numbers, and spurious_threshold takes a number, refuses anything else, and is put back. (By
+# this step the domU has unloaded blkfront, so the device has no event channel bound: no count is
+# asserted.)
 xb_stats_ok() {
 	local d=/sys/bus/xen-backend/devices/$1/xenbus v old
 	for v in event_channels events spurious_events jiffies_eoi_delayed spurious_threshold; do
@@ -696,8 +697,6 @@ xb_stats_ok() {
 		'' | *[!0-9]*) echo "$d/$v is '$(cat "$d/$v" 2>&1)'"; return 1 ;;
 		esac
 	done
-	[ "$(cat "$d/event_channels")" -ge 1 ] || { echo "event_channels is $(cat "$d/event_channels")"; return 1; }
-	[ "$(cat "$d/events")" -ge 1 ] || { echo "events is $(cat "$d/events")"; return 1; }
 	old=$(cat "$d/spurious_threshold")
 	echo 7 >"$d/spurious_threshold" && [ "$(cat "$d/spurious_threshold")" = 7 ] ||
 		{ echo "spurious_threshold is '$(cat "$d/spurious_threshold")' after writing 7"; return 1; }
@@ -722,7 +721,7 @@ hostile_xenstore() {
 	# The drivers that follow an other end: the demo pair.
 	on domU && check "hostile xenstore: load rust_xen_demo_front" mod_load rust_xen_demo_front
 	on dom0 && check "hostile xenstore: load rust_xen_demo_back" mod_load rust_xen_demo_back
-	on dom0 && check "xenbus: blkback's device has its xenbus/ event counters and spurious_threshold" \
+	on dom0 && check "xenbus: blkback's device has its xenbus/ attributes; spurious_threshold takes a number" \
 		xb_stats_ok "vbd-$DOMU-51712"
 	barrier "hostile: drivers loaded"
 	if on dom0; then
