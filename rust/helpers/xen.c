@@ -6,6 +6,9 @@
  */
 #if IS_ENABLED(CONFIG_RUST_XEN_ABSTRACTIONS)
 
+#include <linux/irqflags.h>
+#include <linux/jiffies.h>
+#include <linux/list.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/semaphore.h>
@@ -214,6 +217,23 @@ __rust_helper void rust_helper_list_del(struct list_head *entry)
 __rust_helper bool rust_helper_list_empty(const struct list_head *head)
 {
 	return list_empty(head);
+}
+
+__rust_helper void rust_helper_list_del_init(struct list_head *entry)
+{
+	list_del_init(entry);
+}
+
+/* An inline on 64-bit, a function on 32-bit. */
+__rust_helper u64 rust_helper_get_jiffies_64(void)
+{
+	return get_jiffies_64();
+}
+
+/* irqs_disabled() is a macro. */
+__rust_helper bool rust_helper_xen_irqs_disabled(void)
+{
+	return irqs_disabled();
 }
 
 #ifdef CONFIG_XEN_UNPOPULATED_ALLOC
