@@ -16,6 +16,11 @@
 //! that brought no response is reported spurious, so that a backend flooding notifications is
 //! throttled by the event core.
 //!
+//! `flood` (debugfs) is a hostile-peer aid for tests, the other way round: it notifies the
+//! backend for a given time without pushing any request, as a guest attacking its backend would,
+//! so that a test can check that the backend's domain throttles it (XSA-332): a backend that finds
+//! no request reports the event spurious and the event core delays its EOI.
+//!
 //! The protocol is `include/xen/interface/io/demo.h`; the debugfs interface and the state machine
 //! are described in `Documentation/rust/xen-demo.rst`. `samples/xen/xen_demo_front.c` is the same
 //! driver in C.
@@ -30,7 +35,7 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, CondVar, CondVarTimeoutResult, Mutex, SpinLockIrq,
     },
-    time::{msecs_to_jiffies, Instant, Monotonic},
+    time::{delay::fsleep, msecs_to_jiffies, Delta, Instant, Monotonic},
     uaccess::UserSliceReader,
     xen::{
         events::{LateEoi, LateEoiHandler, LateEoiRegistration, Notifier, Port},
@@ -58,6 +63,10 @@ const MAX_BATCH: u32 = 4096;
 const PROGRESS_TIMEOUT_MS: u32 = 5000;
 /// Broken rings logged per device; the rest are only counted.
 const LOGGED_BAD_RESPONSES: u64 = 10;
+/// The longest `flood`, in milliseconds.
+const MAX_FLOOD_MS: u32 = 60_000;
+/// Notifications a `flood` sends between two sleeps.
+const FLOOD_BURST: u64 = 256;
 
 /// Counters, readable in debugfs; shared by the control files and the event handler.
 #[pin_data]
@@ -69,6 +78,8 @@ struct Stats {
     bad_responses: Atomic<u64>,
     ring_full_waits: Atomic<u64>,
     notifications: Atomic<u64>,
+    /// Notifications sent by `flood`, without requests.
+    flood_notifications: Atomic<u64>,
     interrupts: Atomic<u64>,
     /// Events that brought no response.
     spurious: Atomic<u64>,
@@ -99,6 +110,10 @@ impl Stats {
             ("bad_responses", self.bad_responses.load(Relaxed)),
             ("ring_full_waits", self.ring_full_waits.load(Relaxed)),
             ("notifications", self.notifications.load(Relaxed)),
+            (
+                "flood_notifications",
+                self.flood_notifications.load(Relaxed),
+            ),
             ("interrupts", self.interrupts.load(Relaxed)),
             ("spurious", self.spurious.load(Relaxed)),
             ("last_run_requests", self.last_run_requests.load(Relaxed)),
@@ -461,6 +476,45 @@ impl Front {
             .store(u64::try_from(ns).unwrap_or(0), Relaxed);
         Ok(())
     }
+
+    /// `flood`: `MS`. Notifies the backend without pushing a request until `ms` milliseconds
+    /// have passed, in bursts of [`FLOOD_BURST`] with a sleep after each, so that this domain
+    /// stays usable (the kernel crate has no `cond_resched()`; without high-resolution timers
+    /// the sleep is a jiffy or more).
+    fn flood(&self, ms: u32) -> Result {
+        let stats = &*self.stats;
+        // Held for the whole flood, as by `send`, so that the channel stays bound;
+        // `disconnect` clears `connected` before it waits for the lock, which ends the flood.
+        let guard = self.conn.lock();
+        let conn = (*guard).as_ref().ok_or(ENOTCONN)?;
+        let start = Instant::<Monotonic>::now();
+        let length = Delta::from_millis(i64::from(ms));
+        loop {
+            if stats.connected.load(Relaxed) == 0 {
+                return Err(ENOTCONN);
+            }
+            // Not ERESTARTSYS, as in `send`: a restarted write() would flood for `ms` again.
+            if kernel::current!().signal_pending() {
+                return Err(EINTR);
+            }
+            for _ in 0..FLOOD_BURST {
+                conn.notify();
+            }
+            stats.flood_notifications.add(FLOOD_BURST, Relaxed);
+            if start.elapsed() >= length {
+                return Ok(());
+            }
+            fsleep(Delta::from_millis(1));
+        }
+    }
+}
+
+/// Reads a control file's input, at most `buf.len()` bytes of text.
+fn read_input<'b>(reader: &mut UserSliceReader, buf: &'b mut [u8]) -> Result<&'b str> {
+    let len = reader.len();
+    let buf = buf.get_mut(..len).ok_or(EINVAL)?;
+    reader.read_slice(buf)?;
+    core::str::from_utf8(buf).map_err(|_| EINVAL)
 }
 
 /// Parses the `send` control input `N [B [OP]]`.
@@ -486,12 +540,32 @@ fn parse_send(input: &str) -> Result<(u32, u32, u32)> {
 
 fn send_file(front: &Front, reader: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 64];
-    let len = reader.len();
-    let buf = buf.get_mut(..len).ok_or(EINVAL)?;
-    reader.read_slice(buf)?;
-    let input = core::str::from_utf8(buf).map_err(|_| EINVAL)?;
-    let (n, batch, op) = parse_send(input)?;
+    let (n, batch, op) = parse_send(read_input(reader, &mut buf)?)?;
     front.send(n, batch, op)
+}
+
+/// Parses the `flood` control input `MS`, 1 to [`MAX_FLOOD_MS`].
+fn parse_flood(input: &str) -> Result<u32> {
+    let mut words = input.split_ascii_whitespace();
+    let ms = words
+        .next()
+        .ok_or(EINVAL)?
+        .parse::<u32>()
+        .map_err(|_| EINVAL)?;
+    if words.next().is_some() || !(1..=MAX_FLOOD_MS).contains(&ms) {
+        return Err(EINVAL);
+    }
+    Ok(ms)
+}
+
+/// `flood` (write-only): `MS` notifies the backend through the event channel, without any
+/// request, for `MS` milliseconds (1 to 60000). A hostile-peer aid for tests: it makes this
+/// frontend a guest that floods its backend with events that bring no work (XSA-332). Fails with
+/// `ENOTCONN` when not connected (or on a disconnect), `EINTR` on a signal and `EINVAL` on bad
+/// input; `flood_notifications` in `stats` counts the notifications sent.
+fn flood_file(front: &Front, reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 16];
+    front.flood(parse_flood(read_input(reader, &mut buf)?)?)
 }
 
 fn stats_file(front: &Front, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -500,6 +574,7 @@ fn stats_file(front: &Front, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 
 fn populate<'a>(front: &'a Front, dir: &ScopedDir<'a, '_>) {
     dir.write_only_callback_file(c"send", front, &send_file);
+    dir.write_only_callback_file(c"flood", front, &flood_file);
     dir.read_callback_file(c"stats", front, &stats_file);
     dir.read_write_file(c"trace", &front.stats.trace);
 }
@@ -532,6 +607,7 @@ impl xenbus::Driver for DemoFront {
                     bad_responses: Atomic::new(0),
                     ring_full_waits: Atomic::new(0),
                     notifications: Atomic::new(0),
+                    flood_notifications: Atomic::new(0),
                     interrupts: Atomic::new(0),
                     spurious: Atomic::new(0),
                     last_run_requests: Atomic::new(0),
