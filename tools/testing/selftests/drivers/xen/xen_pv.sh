@@ -6,7 +6,9 @@
 # xen-netfront on xen-netback, test-xenstore, vchan-socket-proxy (gntalloc, gntdev and evtchn from
 # user space), depriv-fd-checker and test-resource; then save/restore of the frontend domain with a
 # disk, a network link and a demo device in use; and a frontend flooding requests on one vCPU while
-# its device goes away on the other; an event channel storm from each domain to the other
+# its device goes away on the other; a guest flooding its dom0 backend with notifications that
+# carry no request (XSA-332: dom0's device counts them spurious, the event core delays their EOIs,
+# dom0 stays responsive); an event channel storm from each domain to the other
 # (xen_evtchn_storm.c); and hostile xenstore entries against both xenbus buses.
 #
 # Run it in dom0 before the frontend domain exists, to load the backends and fill their disks, and
@@ -587,6 +589,148 @@ race() {
 	done
 }
 
+# --- XSA-332: a guest flooding its backend with events that bring no work ------------------------
+
+# guest_flood: the domU's Rust demo frontend notifies dom0's Rust demo backend for GFLOOD_MS
+# without pushing a request (its debugfs `flood`, a hostile-peer aid), as a guest attacking its
+# backend would. The backend finds no request and answers each event LateEoi::Spurious; the event
+# core counts the events on the backend's xenbus device (xenbus/events, spurious_events) and
+# delays their EOIs (jiffies_eoi_delayed), the channel staying masked meanwhile, so that the
+# notifications coalesce. dom0 checks the counters, does a xenstore round trip during the flood,
+# and the demo still answers requests after it; grants and event channels come back to baseline
+# in both domains. It runs in every run, the C-reference one included: the Rust demo modules are
+# built by xen-rust.config (CONFIG_SAMPLE_RUST_XEN_DEMO=m), which c-core.config leaves alone, the
+# xenbus/ counters are the xenbus device model's with either core, and the back-off is the event
+# core's late EOI (xen_irq_lateeoi()), which every kernel of the run has.
+GFLOOD_MS=3000
+# gflood_counters DIR: the xenbus/ counters events, spurious_events and jiffies_eoi_delayed of DIR
+# on one line, or what went wrong.
+gflood_counters() {
+	local a v out=
+	for a in events spurious_events jiffies_eoi_delayed; do
+		v=$(cat "$1/$a" 2>&1)
+		case $v in '' | *[!0-9]*) echo "$1/$a is '$v'"; return 1 ;; esac
+		out="$out $v"
+	done
+	echo $out
+}
+# gflood_valid LINE: LINE is what gflood_counters prints when it succeeds.
+gflood_valid() {
+	set -- $1
+	[ $# = 3 ] && case "$1$2$3" in *[!0-9]*) false ;; esac || { echo "counters: $*"; return 1; }
+}
+# gflood_cmp A OP B WHAT: [ A OP B ], explained when it does not hold.
+gflood_cmp() { [ "$1" "$2" "$3" ] || { echo "$4 is $1, want $2 $3"; return 1; }; }
+# gflood_num TEXT: TEXT if it is a number, else 0 (so that no arithmetic stops the script).
+gflood_num() { case $1 in '' | *[!0-9]*) echo 0 ;; *) echo "$1" ;; esac; }
+# flood_refuses: the frontend's flood takes only a number of milliseconds, 1 to 60000.
+flood_refuses() {
+	local w
+	for w in 0 60001 abc "10 10" ""; do
+		if echo "$w" >$FE_DBG/flood 2>/dev/null; then
+			echo "flood took '$w'"
+			return 1
+		fi
+	done
+}
+# gflood_xs_round_trip: a xenstore write and read of dom0's own, each done within 10 s.
+gflood_xs_round_trip() {
+	local k=/local/domain/0/data/xen-pv-gflood v
+	timeout 10 xenstore-write $k "$1" || { echo "xenstore-write failed or took more than 10 s"; return 1; }
+	v=$(timeout 10 xenstore-read $k) || { echo "xenstore-read failed or took more than 10 s"; return 1; }
+	xenstore-rm $k
+	[ "$v" = "$1" ] || { echo "read '$v' back, wrote '$1'"; return 1; }
+}
+guest_flood() {
+	local p="xsa-332 guest flood" e0 g0=0 xb c0= c1= ev=0 sp=0 de=0 nf n0 n1 pid rc
+	e0=$(evtchns)
+	on domU && g0=$(stat_of $GRANTS in_use)
+	if on dom0; then
+		check "$p: load rust_xen_demo_back" mod_load rust_xen_demo_back
+		check "$p: attach a demo device" "$ATTACH" attach "$DOMU" 0
+	fi
+	barrier "guest flood: attached"
+	if on domU; then
+		check "$p: load rust_xen_demo_front" mod_load rust_xen_demo_front
+		check "$p: demo connected" wait_until 30 "the demo device Connected" demo_connected
+		check "$p: flood refuses 0, 60001, a word, two numbers and nothing" flood_refuses
+	fi
+	barrier "guest flood: connected"
+	if on dom0; then
+		# The backend bus names the device <type>-<frontend domid>-<devid> (backend_bus_id).
+		xb=/sys/bus/xen-backend/devices/demo-$DOMU-0/xenbus
+		c0=$(gflood_counters "$xb")
+		check "$p: dom0's backend device has its event counters" gflood_valid "$c0"
+	fi
+	barrier "guest flood: counted"
+	if on domU; then
+		n0=$(gflood_num "$(stat_of $FE_DBG/stats flood_notifications)")
+		sh -c "echo $GFLOOD_MS >$FE_DBG/flood" >"$tmp.flood" 2>&1 &
+		pid=$!
+		publish gflood-on 1
+		wait $pid
+		rc=$?
+		n1=$(gflood_num "$(stat_of $FE_DBG/stats flood_notifications)")
+		check "$p: the domU flooded dom0's backend for $GFLOOD_MS ms" \
+			sh -c "[ $rc = 0 ] || { cat $tmp.flood; exit 1; }"
+		nf=$((n1 - n0))
+		echo "# the domU sent $nf notifications"
+		publish gflood-notifications "$nf"
+		rm -f "$tmp.flood"
+	else
+		check "$p: the domU's flood began" wait_until 60 "the domU's flood" \
+			sh -c "[ -n \"\$(xenstore-read $SYNC/val/gflood-on 2>/dev/null)\" ]"
+		check "$p: dom0 does a xenstore round trip during the flood" gflood_xs_round_trip "$DOMU"
+		[ -n "$(peer_value gflood-notifications)" ] &&
+			echo "# (the flood ended before the round trip did)"
+	fi
+	barrier "guest flood: over"
+	if on dom0; then
+		c1=$(gflood_counters "$xb")
+		nf=$(gflood_num "$(peer_value gflood-notifications)")
+		if gflood_valid "$c0" >/dev/null && gflood_valid "$c1" >/dev/null; then
+			set -- $c0 $c1
+			ev=$(($4 - $1)) sp=$(($5 - $2)) de=$(($6 - $3))
+		fi
+		echo "# dom0's backend device: events +$ev, spurious_events +$sp, jiffies_eoi_delayed +$de, for $nf notifications"
+		check "$p: dom0's backend device still has its event counters" gflood_valid "$c1"
+		check "$p: spurious_events rose by at least 3" gflood_cmp "$sp" -ge 3 "the rise of spurious_events"
+		check "$p: jiffies_eoi_delayed rose (the back-off delayed EOIs)" \
+			gflood_cmp "$de" -ge 1 "the rise of jiffies_eoi_delayed"
+		# With the default spurious_threshold 1, xen_irq_lateeoi_locked() delays the EOI of the
+		# n-th spurious event in a row by 2^(n-2) jiffies (n >= 2, at most HZ), adding that to
+		# jiffies_eoi_delayed. But in 7.3 the delayed EOI itself is a good one (the worker sends it
+		# as xen_irq_lateeoi_locked(info, false)) and starts the row again, so a row never gets
+		# past 2: the EOI of every second spurious event is held one jiffy, and the delay does not
+		# grow (the KUnit test spurious_events_hold_the_channel_masked in
+		# rust/kernel/xen/events.rs relies on this). jiffies_eoi_delayed thus rises by about half
+		# as much as spurious_events, never by more; what is checked is that the back-off held the
+		# channel for (nearly) every second one. An event whose EOI the event loop's own timeout
+		# deferred starts the row again without a delay counted: hence 1/3, not 1/2.
+		check "$p: the back-off delayed the EOI of nearly every second spurious event" \
+			gflood_cmp $((3 * de)) -ge "$sp" "3 x the rise of jiffies_eoi_delayed"
+		# The channel stays masked while an EOI is delayed (and while the handler runs), so the
+		# notifications coalesce: dom0 takes at most about two events a jiffy, whatever the domU
+		# sends.
+		check "$p: dom0 took far fewer events than the domU sent notifications (events < notifications / 2)" \
+			gflood_cmp $((2 * ev)) -lt "$nf" "2 x the rise of events"
+	fi
+	barrier "guest flood: checked"
+	if on domU; then
+		check "$p: dom0 answers 100 requests after the flood" demo_send 100 8
+		check "$p: unload rust_xen_demo_front" mod_unload rust_xen_demo_front xen demo-0
+		check "$p: grant references at baseline" wait_until 10 "$g0 grants" grants_are "$g0"
+		check "$p: event channels at baseline" wait_until 10 "$e0 event channels" evtchns_are "$e0"
+	fi
+	barrier "guest flood: front unloaded"
+	if on dom0; then
+		check "$p: detach the demo device" "$ATTACH" detach "$DOMU" 0
+		check "$p: unload rust_xen_demo_back" rmmod rust_xen_demo_back
+		check "$p: dom0's event channels at baseline" wait_until 10 "$e0 event channels" evtchns_are "$e0"
+	fi
+	barrier "guest flood: done"
+}
+
 # --- Hostile xenstore: device entries no toolstack writes, against both buses -------------------
 # dom0 writes device entries into the domU's device/ tree (the domU's frontend bus) and its own
 # backend/ tree (dom0's backend bus), as a compromised or buggy toolstack or driver domain could:
@@ -929,5 +1073,6 @@ fi
 storm domU
 storm dom0
 race
+guest_flood
 hostile_xenstore
 finish
