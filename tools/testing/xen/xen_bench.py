@@ -62,6 +62,7 @@ REPLACED = [
     ("drivers/xen/xenbus/xenbus_probe_frontend.o", 13),
     ("drivers/xen/xenbus/xenbus_probe_backend.o", 13),
     ("drivers/xen/events/events_2l.o", 14),
+    ("drivers/xen/events/events_lateeoi.o", 15),
     ("drivers/xen/events/events_base.o", 15),
 ]
 
@@ -169,6 +170,8 @@ RUST_OBJECTS = {
                                            "drivers/xen/rust/xenbus-device-glue.o"),
     "drivers/xen/xenbus/xenbus_probe.o": ("drivers/xen/rust/xenbus_probe.o",
                                           "drivers/xen/rust/xenbus-probe-glue.o"),
+    "drivers/xen/events/events_lateeoi.o": ("drivers/xen/rust/events/events_lateeoi.o",
+                                            "drivers/xen/rust/events/lateeoi-glue.o"),
 }
 
 # The C objects a Rust core replaces, where that is more than the one it is listed under: the
