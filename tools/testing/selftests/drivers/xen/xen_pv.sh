@@ -440,18 +440,27 @@ demo_send() {
 		{ echo "completed $c0 -> $c1 (want +$1), bad $b0 -> $b1"; return 1; }
 }
 
+# demo_up P BARRIER: dom0 loads the Rust demo backend and attaches a demo device for the domU; after
+# BARRIER, the domU loads the Rust demo frontend and waits for the device to connect. Checks are
+# named "P: ...".
+demo_up() {
+	if on dom0; then
+		check "$1: load rust_xen_demo_back" mod_load rust_xen_demo_back
+		check "$1: attach a demo device" "$ATTACH" attach "$DOMU" 0
+	fi
+	barrier "$2"
+	if on domU; then
+		check "$1: load rust_xen_demo_front" mod_load rust_xen_demo_front
+		check "$1: demo connected" wait_until 30 "the demo device Connected" demo_connected
+	fi
+}
+
 # --- Save/restore: xl save and xl restore of the domU, with everything in use -------------------
 
 save_restore() {
 	local c=0 old
-	if on dom0; then
-		check "save/restore: load rust_xen_demo_back" mod_load rust_xen_demo_back
-		check "save/restore: attach a demo device" "$ATTACH" attach "$DOMU" 0
-	fi
-	barrier "demo for save"
+	demo_up "save/restore" "demo for save"
 	if on domU; then
-		check "save/restore: load rust_xen_demo_front" mod_load rust_xen_demo_front
-		check "save/restore: demo connected" wait_until 30 "the demo device Connected" demo_connected
 		check "save/restore: demo exchanges before saving" demo_send 100 8
 		G1=$(stat_of $GRANTS in_use)
 		E1=$(evtchns)
@@ -645,14 +654,8 @@ guest_flood() {
 	local p="xsa-332 guest flood" e0 g0=0 xb c0= c1= ev=0 sp=0 de=0 nf n0 n1 pid rc
 	e0=$(evtchns)
 	on domU && g0=$(stat_of $GRANTS in_use)
-	if on dom0; then
-		check "$p: load rust_xen_demo_back" mod_load rust_xen_demo_back
-		check "$p: attach a demo device" "$ATTACH" attach "$DOMU" 0
-	fi
-	barrier "guest flood: attached"
+	demo_up "$p" "guest flood: attached"
 	if on domU; then
-		check "$p: load rust_xen_demo_front" mod_load rust_xen_demo_front
-		check "$p: demo connected" wait_until 30 "the demo device Connected" demo_connected
 		check "$p: flood refuses 0, 60001, a word, two numbers and nothing" flood_refuses
 	fi
 	barrier "guest flood: connected"
