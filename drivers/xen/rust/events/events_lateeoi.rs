@@ -82,12 +82,13 @@ fn jiffies64() -> u64 {
     unsafe { bindings::get_jiffies_64() }
 }
 
-/// This CPU's number.
+/// This CPU's number: the CPU whose list a delayed EOI goes on.
 ///
-/// Called with interrupts off or from a per-cpu work item bound to its CPU, as C calls
-/// `smp_processor_id()`.
+/// `xen_irq_lateeoi()` may be called from a context that can migrate, so the result is a hint
+/// that may be stale by the time it is used, as C's `smp_processor_id()` is there; any CPU's
+/// list and work item will do.
 fn this_cpu() -> c_uint {
-    // SAFETY: Reads this CPU's number; the callers cannot migrate (see above).
+    // SAFETY: Reads this CPU's number; no memory is passed.
     unsafe { bindings::raw_smp_processor_id() }
 }
 
