@@ -165,6 +165,39 @@ impl EoiListGuard {
         let flags = unsafe { bindings::xen_spin_lock_irqsave(&raw mut (*state).eoi_list_lock) };
         Self { state, flags }
     }
+
+    /// The locked list's head.
+    fn head(&self) -> *mut bindings::list_head {
+        // SAFETY: `state` lives forever (per-cpu).
+        unsafe { &raw mut (*self.state).eoi_list }
+    }
+
+    /// The `irq_info` whose EOI is due first, if any.
+    fn first(&self) -> Option<*mut bindings::irq_info> {
+        let head = self.head();
+        // SAFETY: The list of initialised state is valid, and locked.
+        let first = unsafe { (*head).next };
+        if first == head {
+            return None;
+        }
+        // SAFETY: `first` is not the head, so it is the `eoi_list` of an `irq_info` on the list,
+        // which stays alive while it is on it (`xen_free_irq` takes it off first, under this
+        // lock).
+        Some(unsafe { info_of(first) })
+    }
+
+    /// (Re)arms the list's work item to run on `cpu` in `delay` jiffies.
+    fn arm(&self, cpu: c_uint, delay: u64) {
+        // SAFETY: The work item is initialised and lives forever, as the system workqueue does.
+        unsafe {
+            bindings::mod_delayed_work_on(
+                cpu as c_int,
+                bindings::system_percpu_wq,
+                &raw mut (*self.state).delayed,
+                c_ulong::try_from(delay).unwrap_or(c_ulong::MAX),
+            )
+        };
+    }
 }
 
 impl Drop for EoiListGuard {
@@ -219,25 +252,16 @@ unsafe fn lateeoi_list_add(info: *mut bindings::irq_info) {
     let delay = if now < eoi_time { eoi_time - now } else { 1 };
 
     // SAFETY: `state` is initialised (see above).
-    let _guard = unsafe { EoiListGuard::lock(state) };
-    // SAFETY: `state` lives forever; its list is only walked or changed under the lock held.
-    let head = unsafe { &raw mut (*state).eoi_list };
-    // SAFETY: As above; the list links of initialised state are valid.
-    let first = unsafe { (*head).next };
-    // SAFETY: `first` is not the head, so it is the `eoi_list` of an `irq_info` on the list,
-    // which stays alive while it is on it (`xen_free_irq` takes it off first, under this lock).
-    if first == head || eoi_time < unsafe { (*info_of(first)).eoi_time } {
+    let guard = unsafe { EoiListGuard::lock(state) };
+    let head = guard.head();
+    let due_later = |first: *mut bindings::irq_info| {
+        // SAFETY: An entry of the locked list is a live `irq_info` (see `EoiListGuard::first`).
+        eoi_time < unsafe { (*first).eoi_time }
+    };
+    if guard.first().is_none_or(due_later) {
         // SAFETY: `info` is on no list, and the list is locked.
         unsafe { bindings::list_add(&raw mut (*info).eoi_list, head) };
-        // SAFETY: The work item is initialised and lives forever; the system workqueue does.
-        unsafe {
-            bindings::mod_delayed_work_on(
-                cpu as c_int,
-                bindings::system_percpu_wq,
-                &raw mut (*state).delayed,
-                c_ulong::try_from(delay).unwrap_or(c_ulong::MAX),
-            )
-        };
+        guard.arm(cpu, delay);
         return;
     }
     // After the last entry due no later than `info`: walk from the end, as C does, since a new
@@ -391,27 +415,13 @@ pub unsafe extern "C" fn xen_lateeoi_worker(work: *mut bindings::work_struct) {
     loop {
         // SAFETY: `state` is initialised: its work item runs.
         let guard = unsafe { EoiListGuard::lock(state) };
-        // SAFETY: The list is locked.
-        let head = unsafe { &raw mut (*state).eoi_list };
-        // SAFETY: As above.
-        let first = unsafe { (*head).next };
-        if first == head {
+        let Some(info) = guard.first() else {
             return;
-        }
-        // SAFETY: `first` is an `irq_info`'s link on the list; it stays alive while on it.
-        let info = unsafe { info_of(first) };
-        // SAFETY: As above.
+        };
+        // SAFETY: An entry of the locked list is a live `irq_info`.
         let (eoi_time, cpu) = unsafe { ((*info).eoi_time, (*info).eoi_cpu) };
         if now < eoi_time {
-            // SAFETY: The work item and the system workqueue live forever.
-            unsafe {
-                bindings::mod_delayed_work_on(
-                    c_int::from(cpu),
-                    bindings::system_percpu_wq,
-                    &raw mut (*state).delayed,
-                    c_ulong::try_from(eoi_time - now).unwrap_or(c_ulong::MAX),
-                )
-            };
+            guard.arm(c_uint::from(cpu), eoi_time - now);
             return;
         }
         // SAFETY: `info` is on this list, which is locked.
