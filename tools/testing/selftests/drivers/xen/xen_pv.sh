@@ -612,17 +612,20 @@ race() {
 # xenbus/ counters are the xenbus device model's with either core, and the back-off is the event
 # core's late EOI (xen_irq_lateeoi()), which every kernel of the run has.
 GFLOOD_MS=3000
-# gflood_counters DIR: the xenbus/ counters events, spurious_events and jiffies_eoi_delayed of DIR
-# on one line, or what went wrong.
-gflood_counters() {
-	local a v out=
-	for a in events spurious_events jiffies_eoi_delayed; do
-		v=$(cat "$1/$a" 2>&1)
-		case $v in '' | *[!0-9]*) echo "$1/$a is '$v'"; return 1 ;; esac
+# xb_counters DIR ATTR...: the values of a xenbus device's attributes ATTR in DIR (its xenbus/
+# directory) on one line; fails, saying which, if one is not a number.
+xb_counters() {
+	local d=$1 a v out=
+	shift
+	for a; do
+		v=$(cat "$d/$a" 2>&1)
+		case $v in '' | *[!0-9]*) echo "$d/$a is '$v'"; return 1 ;; esac
 		out="$out $v"
 	done
 	echo $out
 }
+# gflood_counters DIR: the counters events, spurious_events and jiffies_eoi_delayed of DIR.
+gflood_counters() { xb_counters "$1" events spurious_events jiffies_eoi_delayed; }
 # gflood_valid LINE: LINE is what gflood_counters prints when it succeeds.
 gflood_valid() {
 	set -- $1
@@ -839,11 +842,8 @@ xb_rm_types() {
 # asserted.)
 xb_stats_ok() {
 	local d=/sys/bus/xen-backend/devices/$1/xenbus v old
-	for v in event_channels events spurious_events jiffies_eoi_delayed spurious_threshold; do
-		case $(cat "$d/$v" 2>/dev/null) in
-		'' | *[!0-9]*) echo "$d/$v is '$(cat "$d/$v" 2>&1)'"; return 1 ;;
-		esac
-	done
+	v=$(xb_counters "$d" event_channels events spurious_events jiffies_eoi_delayed spurious_threshold) ||
+		{ echo "$v"; return 1; }
 	old=$(cat "$d/spurious_threshold")
 	echo 7 >"$d/spurious_threshold" && [ "$(cat "$d/spurious_threshold")" = 7 ] ||
 		{ echo "spurious_threshold is '$(cat "$d/spurious_threshold")' after writing 7"; return 1; }
