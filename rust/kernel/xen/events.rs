@@ -552,7 +552,20 @@ unsafe extern "C" fn deferred_work<T: LateEoiHandler>(work: *mut bindings::work_
 #[macros::kunit_tests(rust_xen_events)]
 mod tests {
     use super::*;
-    use crate::xen::testutil::Signal;
+    use crate::{
+        cpu::CpuId,
+        cpumask::{
+            Cpumask,
+            CpumaskVar, //
+        },
+        sync::Arc,
+        time::{
+            delay::udelay,
+            Delta, //
+        },
+        xen::testutil::Signal,
+    };
+    use core::sync::atomic::AtomicBool;
 
     #[pin_data]
     struct Counted {
@@ -837,6 +850,177 @@ mod tests {
         for run in (1..SPURIOUS_RUNS - 1).step_by(2) {
             assert!(at(run + 1).saturating_sub(at(run)) >= 1);
         }
+        Ok(())
+    }
+
+    /// Points `irq` at the online CPUs other than the one running the test; `None` (and the
+    /// test marked skipped) when there is no other.
+    fn away_from_here(irq: u32) -> Result<Option<CpuId>> {
+        // SAFETY: `__cpu_online_mask` is a kernel global that lives for ever; it is only read.
+        let online = unsafe { Cpumask::from_raw(&raw const bindings::__cpu_online_mask) };
+        let mut away = CpumaskVar::try_clone(online)?;
+        let here = CpuId::current();
+        away.clear(here);
+        if away.empty() {
+            crate::xen::testutil::skip(c"needs a second online CPU");
+            return Ok(None);
+        }
+        // SAFETY: `irq` is bound to an event channel by a live registration; `away` is a valid
+        // cpumask that outlives the call.
+        to_result(unsafe { bindings::irq_set_affinity(irq, away.as_raw()) })?;
+        Ok(Some(here))
+    }
+
+    /// What the XSA-331 handlers share with their test, which outlives the registration.
+    #[pin_data]
+    struct Lingering {
+        #[pin]
+        entered: Signal,
+        /// Whether the next event lingers in the handler (else it only counts).
+        linger: AtomicBool,
+        /// Set by the test just before it unbinds.
+        unbinding: AtomicBool,
+        /// Set by a lingering handler as its last access.
+        left: AtomicBool,
+        /// The CPU of the last handler run.
+        cpu: AtomicU32,
+    }
+
+    impl Lingering {
+        fn new() -> impl PinInit<Self, Error> {
+            try_pin_init!(Self {
+                entered <- Signal::new(),
+                linger: AtomicBool::new(false),
+                unbinding: AtomicBool::new(false),
+                left: AtomicBool::new(false),
+                cpu: AtomicU32::new(u32::MAX),
+            }? Error)
+        }
+    }
+
+    /// The handler: all it has is shared with the test.
+    #[pin_data]
+    struct Linger {
+        shared: Arc<Lingering>,
+    }
+
+    impl Handler for Linger {
+        fn handle(&self) -> IrqReturn {
+            let l = &self.shared;
+            l.cpu.store(CpuId::current().as_u32(), Ordering::Relaxed);
+            l.entered.fire();
+            if l.linger.load(Ordering::Acquire) {
+                // Stay until the test starts to unbind (1 s at most, should the event have
+                // come to the test's own CPU), then 20 ms more, so that the unbind is under way
+                // while the handler still runs.
+                let mut waited = 0;
+                while !l.unbinding.load(Ordering::Acquire) && waited < 10_000 {
+                    udelay(Delta::from_micros(100));
+                    waited += 1;
+                }
+                for _ in 0..4 {
+                    udelay(Delta::from_millis(5));
+                }
+                l.left.store(true, Ordering::Release);
+            }
+            IrqReturn::Handled
+        }
+    }
+
+    // XSA-331, seen from a driver: the channel is unbound while its handler runs on another CPU.
+    // The unbind must not return before the handler has returned (the registration, and what
+    // the handler uses, go away with it), and no handler may run after it. A core that let the
+    // unbind return at once fails `left`; one that freed the IRQ's state under the running
+    // handler is caught by the checkers (SLUB poisoning, KFENCE) that fail the run.
+    #[test]
+    fn unbind_waits_for_a_handler_running_on_another_cpu() -> Result {
+        if !crate::xen::testutil::need_xen() {
+            return Ok(());
+        }
+        let mut raced = 0;
+        for _ in 0..5 {
+            let (a, b) = loopback()?;
+            let shared = Arc::pin_init(Lingering::new(), GFP_KERNEL)?;
+            let theirs = shared.clone();
+            let reg = KBox::pin_init(
+                Registration::new(
+                    a,
+                    c"rust-xen-kunit-xsa331",
+                    try_pin_init!(Linger { shared: theirs }? Error),
+                ),
+                GFP_KERNEL,
+            )?;
+            let Some(here) = away_from_here(reg.irq())? else {
+                return Ok(());
+            };
+            // A first event that only counts: an affinity change may take effect at the IRQ's
+            // next event.
+            b.notify();
+            assert!(shared.entered.wait(5000));
+            shared.linger.store(true, Ordering::Release);
+            b.notify();
+            assert!(shared.entered.wait(5000));
+            // Still in the handler, on another CPU: the unbind below races it.
+            if !shared.left.load(Ordering::Acquire)
+                && shared.cpu.load(Ordering::Relaxed) != here.as_u32()
+                && CpuId::current() == here
+            {
+                raced += 1;
+            }
+            shared.unbinding.store(true, Ordering::Release);
+            drop(reg);
+            assert!(shared.left.load(Ordering::Acquire));
+            let runs = shared.entered.count();
+            b.notify();
+            udelay(Delta::from_millis(5));
+            assert_eq!(shared.entered.count(), runs);
+        }
+        // The unbind ran while the handler was running on another CPU at least once.
+        assert!(raced >= 1);
+        Ok(())
+    }
+
+    /// Events that arrive on other CPUs while a channel goes away: an event the upcall has
+    /// found (port to IRQ) but not yet handled when the IRQ's state is freed is XSA-331's race.
+    const STORM_CYCLES: u32 = 50;
+
+    #[test]
+    fn unbind_under_an_event_storm_on_another_cpu() -> Result {
+        if !crate::xen::testutil::need_xen() {
+            return Ok(());
+        }
+        let mut away = 0;
+        for _ in 0..STORM_CYCLES {
+            let (a, b) = loopback()?;
+            let shared = Arc::pin_init(Lingering::new(), GFP_KERNEL)?;
+            let theirs = shared.clone();
+            let reg = KBox::pin_init(
+                Registration::new(
+                    a,
+                    c"rust-xen-kunit-storm",
+                    try_pin_init!(Linger { shared: theirs }? Error),
+                ),
+                GFP_KERNEL,
+            )?;
+            let Some(here) = away_from_here(reg.irq())? else {
+                return Ok(());
+            };
+            // Each notification is an upcall on the other CPU while this one sends the next
+            // and then unbinds.
+            for _ in 0..200 {
+                b.notify();
+            }
+            drop(reg);
+            let runs = shared.entered.count();
+            if runs > 0 && shared.cpu.load(Ordering::Relaxed) != here.as_u32() {
+                away += 1;
+            }
+            b.notify();
+            udelay(Delta::from_millis(1));
+            assert_eq!(shared.entered.count(), runs);
+        }
+        // Events were handled on another CPU in most cycles (the affinity held).
+        assert!(away >= STORM_CYCLES / 2);
         Ok(())
     }
 
