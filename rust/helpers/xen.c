@@ -6,6 +6,7 @@
  */
 #if IS_ENABLED(CONFIG_RUST_XEN_ABSTRACTIONS)
 
+#include <linux/irq.h>
 #include <linux/irqflags.h>
 #include <linux/jiffies.h>
 #include <linux/list.h>
@@ -24,6 +25,7 @@
 #ifdef CONFIG_X86
 #include <asm/xen/hypervisor.h>
 #include <asm/cpuid/api.h>
+#include <asm/i8259.h>
 #endif
 #if IS_ENABLED(CONFIG_RUST_XEN_KUNIT_TEST)
 #include <kunit/test.h>
@@ -298,6 +300,12 @@ __rust_helper u32 rust_helper_cpuid_ebx(u32 op)
 	return cpuid_ebx(op);
 }
 #endif
+
+/* The IRQs whose descriptors the architecture manages (drivers/xen/rust/events/events_map.rs). */
+__rust_helper int rust_helper_nr_legacy_irqs(void)
+{
+	return nr_legacy_irqs();
+}
 
 __rust_helper bool rust_helper_xen_xenstored_ready(void)
 {

@@ -63,6 +63,7 @@ REPLACED = [
     ("drivers/xen/xenbus/xenbus_probe_backend.o", 13),
     ("drivers/xen/events/events_2l.o", 14),
     ("drivers/xen/events/events_lateeoi.o", 15),
+    ("drivers/xen/events/events_map.o", 15),
     ("drivers/xen/events/events_base.o", 15),
 ]
 
@@ -172,6 +173,7 @@ RUST_OBJECTS = {
                                           "drivers/xen/rust/xenbus-probe-glue.o"),
     "drivers/xen/events/events_lateeoi.o": ("drivers/xen/rust/events/events_lateeoi.o",
                                             "drivers/xen/rust/events/lateeoi-glue.o"),
+    "drivers/xen/events/events_map.o": ("drivers/xen/rust/events/events_map.o",),
 }
 
 # The C objects a Rust core replaces, where that is more than the one it is listed under: the
