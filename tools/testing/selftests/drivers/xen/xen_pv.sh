@@ -173,10 +173,12 @@ blk_boot_disk() {
 # ends the grants blkback no longer maps (every 10 s), and the next requests grant and map new
 # ones: blkback's purge through gnttab_unmap_refs_sync and the page cache in dom0, end of access
 # in the domU, then I/O that must match. Before each I/O the domU waits (up to 5 times the gap)
-# until the grants in use fell below their count right after the I/O before, which shows both
-# purges happened: a fixed gap of 13 s was too short once when the host was loaded (blkfront's
-# work ran late), and a count taken after dom0 armed the purge could already be the ring's alone
-# (both purges done before it), so that it never fell. A gap shorter than blkfront's
+# until blkfront holds no grant but its rings' (xvda's ring-ref entries in xenstore): the disk is
+# idle, so blkback purges every persistent grant and blkfront ends them all. Weaker conditions
+# raced: a fixed gap of 13 s was too short once when the host was loaded (blkfront's work ran
+# late); "fewer grants than before" never held when both purges had run before the count, and
+# held too early when blkfront had ended older grants but not yet those of the last I/O (the
+# next read then reused one, the case below). A gap shorter than blkfront's
 # 10 s (XEN_PV_PURGE_GAP=2) sleeps that long and does not wait: the next request then may
 # reuse a grant blkback purged, and Xen 4.17 refuses blkback's new map of it (GNTST_general_error
 # on the indirect-descriptor page): an I/O error, with the C grant table in both domains as with
@@ -190,20 +192,19 @@ no_grant_warning() {
 	done
 	return 0
 }
-# direct_read: an O_DIRECT read of xvda that must match /tmp/pat. HELD is the grants in use right
-# after it, while blkback still maps the persistent grants the read used (for 1 s at least).
-direct_read() {
-	dd if=/dev/xvda of=/tmp/back bs=64k iflag=direct 2>/dev/null || return 1
-	HELD=$(stat_of $GRANTS in_use) || return 1
-	cmp /tmp/pat /tmp/back
+# ring_grants: the grant references of xvda's rings (its ring-ref entries in xenstore), which
+# blkfront holds while the disk is connected; the others it holds are persistent ones.
+ring_grants() {
+	xenstore-ls "/local/domain/$(xs_read domid)/device/vbd/$XVDA" 2>/dev/null |
+		grep -c '^ *ring-ref[0-9]* = '
 }
-# purge_gap WHAT: the idle gap before WHAT: with XEN_PV_PURGE_GAP over 10 s, until blkfront has
-# ended a grant blkback purged (the grants in use fell below HELD); else a plain sleep.
+# purge_gap WHAT: the idle gap before WHAT: with XEN_PV_PURGE_GAP over 10 s, until blkfront holds
+# no grant but its rings'; else a plain sleep.
 purge_gap() {
 	if [ "$PURGE_GAP" -gt 10 ]; then
 		check "blk purge: blkfront ended the grants blkback purged, before $1" \
-			wait_until $((PURGE_GAP * 5)) "the grants in use to fall below $HELD" \
-			grants_at_most $((HELD - 1))
+			wait_until $((PURGE_GAP * 5)) "the grants in use to fall to xvda's $RINGS ring grants" \
+			grants_at_most $((G0 + RINGS))
 	else
 		sleep "$PURGE_GAP"
 	fi
@@ -214,12 +215,14 @@ blk_purge() {
 		check "blk purge: persistent grants unused for 1 s are purged" sh -c "echo 1 >$PGRANT_PARAM"
 	fi
 	if on domU; then
-		check "blk purge: O_DIRECT read before the purge matches" direct_read
+		RINGS=$(ring_grants)
+		check "blk purge: xvda's rings are in xenstore ($RINGS ring-ref entries)" test "$RINGS" -gt 0
 	fi
 	barrier "purge armed"
 	if on domU; then
 		purge_gap "the read"
-		check "blk purge: O_DIRECT read after the purge matches" direct_read
+		check "blk purge: O_DIRECT read after the purge matches" \
+			sh -c "dd if=/dev/xvda of=/tmp/back bs=64k iflag=direct 2>/dev/null && cmp /tmp/pat /tmp/back"
 		purge_gap "the write"
 		check "blk purge: O_DIRECT write after the purge" dd if=/tmp/pat of=/dev/xvda bs=64k oflag=direct
 		check "blk purge: ... reads back" \
