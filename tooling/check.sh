@@ -83,7 +83,7 @@ python3 "$XR_TOP/tools/testing/xen/xen-test.py" run "${full[@]}" --obj "$XR_OBJ"
 	--expect-suite rust_xen_xenstore \
 	--expect-suite rust_xen_gnttab_core --expect-suite rust_xen_gnttab_misuse --expect-suite rust_xen_evtchn_abi \
 	--expect-suite rust_xen_xenbus_frontend --expect-suite rust_xen_xenbus_backend \
-	--expect-suite rust_xen_xenbus_device --expect-suite rust_xen_events_lateeoi --expect-suite rust_xen_events_map \
+	--expect-suite rust_xen_xenbus_device --expect-suite rust_xen_events_lateeoi --expect-suite rust_xen_events_map --expect-suite rust_kernel_irq_chip \
 	--expect-kselftest xen_demo --expect-kselftest xen_pv 2>&1 |
 	tee "$XR_LOGS/xen-test.log" | sed '$d'
 add_counts "$XR_LOGS/xen-test.log" "Xen run"
@@ -97,7 +97,7 @@ python3 "$XR_TOP/tools/testing/xen/xen-test.py" run "${full[@]}" --swap-abis --o
 	--expect-suite rust_xen_xenstore \
 	--expect-suite rust_xen_gnttab_core --expect-suite rust_xen_gnttab_misuse --expect-suite rust_xen_evtchn_abi \
 	--expect-suite rust_xen_xenbus_frontend --expect-suite rust_xen_xenbus_backend \
-	--expect-suite rust_xen_xenbus_device --expect-suite rust_xen_events_lateeoi --expect-suite rust_xen_events_map \
+	--expect-suite rust_xen_xenbus_device --expect-suite rust_xen_events_lateeoi --expect-suite rust_xen_events_map --expect-suite rust_kernel_irq_chip \
 	--expect-kselftest xen_demo --expect-kselftest xen_pv 2>&1 |
 	sed -u -E 's/^( *)(PASS|FAIL|SKIP) /\1\2 [ABIs swapped] /' | tee "$XR_LOGS/xen-test-swapped.log" | sed '$d'
 add_counts "$XR_LOGS/xen-test-swapped.log" "Xen run with the ABIs swapped"
@@ -109,7 +109,7 @@ if [ -f "$XR_CACHE/obj-c/vmlinux" ]; then
 	python3 "$XR_TOP/tools/testing/xen/xen-test.py" run "${full[@]}" --obj "$XR_CACHE/obj-c" --xen "$XR_XEN/xen" \
 		--xen-root "$XR_XEN/root" --logs "$XR_LOGS/reference" --expect-suite rust_xen_domain \
 		--expect-suite rust_xen_ring --expect-suite rust_xen_events --expect-suite rust_xen_grant_table \
-		--expect-suite rust_xen_xenstore --expect-suite rust_xen_gnttab_core \
+		--expect-suite rust_xen_xenstore --expect-suite rust_xen_gnttab_core --expect-suite rust_kernel_irq_chip \
 		--expect-kselftest xen_demo --expect-kselftest xen_pv 2>&1 |
 		sed -u -E 's/^( *)(PASS|FAIL|SKIP) /\1\2 [C core] /' | tee "$XR_LOGS/xen-test-reference.log" | sed '$d'
 	add_counts "$XR_LOGS/xen-test-reference.log" "Xen run on the reference kernel"

@@ -64,6 +64,7 @@ REPLACED = [
     ("drivers/xen/events/events_2l.o", 14),
     ("drivers/xen/events/events_lateeoi.o", 15),
     ("drivers/xen/events/events_map.o", 15),
+    ("drivers/xen/events/events_irqchip.o", 15),
     ("drivers/xen/events/events_base.o", 15),
 ]
 
@@ -174,6 +175,7 @@ RUST_OBJECTS = {
     "drivers/xen/events/events_lateeoi.o": ("drivers/xen/rust/events/events_lateeoi.o",
                                             "drivers/xen/rust/events/lateeoi-glue.o"),
     "drivers/xen/events/events_map.o": ("drivers/xen/rust/events/events_map.o",),
+    "drivers/xen/events/events_irqchip.o": ("drivers/xen/rust/events/events_irqchip.o",),
 }
 
 # The C objects a Rust core replaces, where that is more than the one it is listed under: the
