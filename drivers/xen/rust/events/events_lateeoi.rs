@@ -48,7 +48,9 @@ use kernel::{
             Relaxed,
             Release, //
         },
-        rcu, //
+        rcu,
+        SpinLockIrq,
+        SpinLockIrqGuard, //
     },
 };
 
@@ -148,22 +150,25 @@ unsafe fn info_of(link: *mut bindings::list_head) -> *mut bindings::irq_info {
     unsafe { kernel::container_of!(link, bindings::irq_info, eoi_list) }
 }
 
-/// A CPU's `eoi_list_lock`, held: unlocks on drop.
+/// A CPU's `eoi_list_lock`, held with interrupts off: unlocks on drop.
 struct EoiListGuard {
     state: *mut bindings::xen_lateeoi_cpu,
-    flags: c_ulong,
+    _held: SpinLockIrqGuard<'static, ()>,
 }
 
 impl EoiListGuard {
-    /// Locks `state`'s list with interrupts off (`spin_lock_irqsave`).
+    /// Locks `state`'s list with interrupts off, as a [`SpinLockIrq`] (C: `spin_lock_irqsave`).
     ///
     /// # Safety
     ///
     /// `state` must be a CPU's late-EOI state, initialised by `xen_cpu_init_eoi`.
     unsafe fn lock(state: *mut bindings::xen_lateeoi_cpu) -> Self {
         // SAFETY: The caller passes initialised per-cpu state, which lives forever.
-        let flags = unsafe { bindings::xen_spin_lock_irqsave(&raw mut (*state).eoi_list_lock) };
-        Self { state, flags }
+        let lock = unsafe { SpinLockIrq::<()>::from_raw(&raw mut (*state).eoi_list_lock) };
+        Self {
+            state,
+            _held: lock.lock(),
+        }
     }
 
     /// The locked list's head.
@@ -196,15 +201,6 @@ impl EoiListGuard {
                 &raw mut (*self.state).delayed,
                 c_ulong::try_from(delay).unwrap_or(c_ulong::MAX),
             )
-        };
-    }
-}
-
-impl Drop for EoiListGuard {
-    fn drop(&mut self) {
-        // SAFETY: `lock` took this lock with these flags, and nothing else released it.
-        unsafe {
-            bindings::spin_unlock_irqrestore(&raw mut (*self.state).eoi_list_lock, self.flags)
         };
     }
 }
