@@ -927,6 +927,23 @@ mod tests {
         }
     }
 
+    /// The pieces of an XSA-331 test: the notifying end of a loopback channel, the other end
+    /// bound to a [`Linger`] handler whose IRQ is pointed away from this CPU, what the handler
+    /// shares, and this CPU.
+    type Lingerer = (Port, Pin<KBox<Registration<Linger>>>, Arc<Lingering>, CpuId);
+
+    /// Sets up a [`Lingerer`]; `None` (the test marked skipped) if there is no other CPU.
+    fn lingerer(name: &'static CStr) -> Result<Option<Lingerer>> {
+        let (a, b) = loopback()?;
+        let shared = Arc::pin_init(Lingering::new(), GFP_KERNEL)?;
+        let theirs = shared.clone();
+        let reg = KBox::pin_init(
+            Registration::new(a, name, try_pin_init!(Linger { shared: theirs }? Error)),
+            GFP_KERNEL,
+        )?;
+        Ok(away_from_here(reg.irq())?.map(|here| (b, reg, shared, here)))
+    }
+
     // XSA-331, seen from a driver: the channel is unbound while its handler runs on another CPU.
     // The unbind must not return before the handler has returned (the registration, and what
     // the handler uses, go away with it), and no handler may run after it. A core that let the
@@ -939,18 +956,7 @@ mod tests {
         }
         let mut raced = 0;
         for _ in 0..5 {
-            let (a, b) = loopback()?;
-            let shared = Arc::pin_init(Lingering::new(), GFP_KERNEL)?;
-            let theirs = shared.clone();
-            let reg = KBox::pin_init(
-                Registration::new(
-                    a,
-                    c"rust-xen-kunit-xsa331",
-                    try_pin_init!(Linger { shared: theirs }? Error),
-                ),
-                GFP_KERNEL,
-            )?;
-            let Some(here) = away_from_here(reg.irq())? else {
+            let Some((b, reg, shared, here)) = lingerer(c"rust-xen-kunit-xsa331")? else {
                 return Ok(());
             };
             // A first event that only counts: an affinity change may take effect at the IRQ's
@@ -991,18 +997,7 @@ mod tests {
         }
         let mut away = 0;
         for _ in 0..STORM_CYCLES {
-            let (a, b) = loopback()?;
-            let shared = Arc::pin_init(Lingering::new(), GFP_KERNEL)?;
-            let theirs = shared.clone();
-            let reg = KBox::pin_init(
-                Registration::new(
-                    a,
-                    c"rust-xen-kunit-storm",
-                    try_pin_init!(Linger { shared: theirs }? Error),
-                ),
-                GFP_KERNEL,
-            )?;
-            let Some(here) = away_from_here(reg.irq())? else {
+            let Some((b, reg, shared, here)) = lingerer(c"rust-xen-kunit-storm")? else {
                 return Ok(());
             };
             // Each notification is an upcall on the other CPU while this one sends the next
