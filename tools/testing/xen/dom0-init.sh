@@ -112,7 +112,7 @@ if [ "$XR_MODE" = test ] && ksft_wanted xen_pv; then
 	# Into a file first, printed whole afterwards: kernel messages on the same console (blkback's
 	# purge notices) have been seen to land in the middle of a result line.
 	log "xen_pv (dom0 half) running; its results follow when it is done"
-	XEN_PV_XENBUS=$XR_XENBUS XEN_PV_RACE_CYCLES=$XR_RACE_CYCLES XEN_PV_MODDIR=/lib/modules/xr XEN_PV_TIMEOUT=$XR_SYNC_TIMEOUT XEN_PV_DOMID_FILE=$DOMID_FILE sh /usr/share/xr/xen_pv.sh --domu $D >/tmp/xen_pv.tap 2>&1
+	XEN_PV_XENBUS=$XR_XENBUS XEN_PV_XENBUS_MANY=$XR_XENBUS_MANY XEN_PV_RACE_CYCLES=$XR_RACE_CYCLES XEN_PV_MODDIR=/lib/modules/xr XEN_PV_TIMEOUT=$XR_SYNC_TIMEOUT XEN_PV_DOMID_FILE=$DOMID_FILE sh /usr/share/xr/xen_pv.sh --domu $D >/tmp/xen_pv.tap 2>&1
 	rc=$?
 	echo "XR-KSFT-BEGIN xen_pv"
 	cat /tmp/xen_pv.tap

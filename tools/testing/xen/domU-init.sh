@@ -30,7 +30,7 @@ fi
 # The stock PV drivers (and save/restore) first, then the demo pair; dom0 runs the other halves.
 if [ "$XR_MODE" = test ] && ksft_wanted xen_pv; then
 	echo "XR-KSFT-BEGIN xen_pv"
-	XEN_PV_XENBUS=$XR_XENBUS XEN_PV_RACE_CYCLES=$XR_RACE_CYCLES XEN_PV_MODDIR=/lib/modules/xr XEN_PV_TIMEOUT=$XR_SYNC_TIMEOUT sh /usr/share/xr/xen_pv.sh
+	XEN_PV_XENBUS=$XR_XENBUS XEN_PV_XENBUS_MANY=$XR_XENBUS_MANY XEN_PV_RACE_CYCLES=$XR_RACE_CYCLES XEN_PV_MODDIR=/lib/modules/xr XEN_PV_TIMEOUT=$XR_SYNC_TIMEOUT sh /usr/share/xr/xen_pv.sh
 	echo "XR-KSFT-END xen_pv rc=$?"
 fi
 if ksft_wanted xen_demo; then
