@@ -93,6 +93,16 @@ __rust_helper int rust_helper_HYPERVISOR_event_channel_op(int cmd, void *arg)
 	return HYPERVISOR_event_channel_op(cmd, arg);
 }
 
+__rust_helper int rust_helper_HYPERVISOR_sched_op(int cmd, void *arg)
+{
+	return HYPERVISOR_sched_op(cmd, arg);
+}
+
+__rust_helper int rust_helper_HYPERVISOR_physdev_op(int cmd, void *arg)
+{
+	return HYPERVISOR_physdev_op(cmd, arg);
+}
+
 __rust_helper void rust_helper_notify_remote_via_evtchn(evtchn_port_t port)
 {
 	notify_remote_via_evtchn(port);

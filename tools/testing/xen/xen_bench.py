@@ -65,6 +65,7 @@ REPLACED = [
     ("drivers/xen/events/events_lateeoi.o", 15),
     ("drivers/xen/events/events_map.o", 15),
     ("drivers/xen/events/events_irqchip.o", 15),
+    ("drivers/xen/events/events_api.o", 15),
     ("drivers/xen/events/events_base.o", 15),
 ]
 
@@ -176,6 +177,8 @@ RUST_OBJECTS = {
                                             "drivers/xen/rust/events/lateeoi-glue.o"),
     "drivers/xen/events/events_map.o": ("drivers/xen/rust/events/events_map.o",),
     "drivers/xen/events/events_irqchip.o": ("drivers/xen/rust/events/events_irqchip.o",),
+    "drivers/xen/events/events_api.o": ("drivers/xen/rust/events/events_api.o",
+                                        "drivers/xen/rust/events/api-glue.o"),
 }
 
 # The C objects a Rust core replaces, where that is more than the one it is listed under: the
