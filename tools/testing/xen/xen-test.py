@@ -342,9 +342,12 @@ CORES = (
     # The C buses print nothing at boot: no line is the C one.
     ("xenbus frontend bus", "CONFIG_XEN_XENBUS_RUST",
      re.compile(r"(?:^|\] |xenbus_probe_frontend: )frontend bus xen(?P<rust> \(Rust\))$")),
+    # Printed by the Rust map's initialisation (events_map.rs); the C core prints nothing.
+    ("event channel", "CONFIG_XEN_EVENTS_RUST",
+     re.compile(r"(?:^|\] |xen:events: )event channel core(?P<rust> \(Rust\))$")),
 )
 # The cores whose C version prints no boot line of its own.
-SILENT_C_CORES = ("xenbus frontend bus",)
+SILENT_C_CORES = ("xenbus frontend bus", "event channel")
 
 
 def built_cores(obj):
