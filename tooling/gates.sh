@@ -7,8 +7,8 @@
 # each gate keeps its own O= directory under $XR_CACHE.
 #   (a) Rust and no Xen at all: `make vmlinux modules` (tools/testing/xen/gate-rust-no-xen.config);
 #       the helpers and the kernel crate must neither fail to compile nor leave Xen symbols unresolved
-#   (b) a PV domU without XEN_DOM0 and XEN_BACKEND, only modular frontends: `make vmlinux modules`
-#       (tools/testing/xen/gate-domU.config)
+#   (b) a PV domU without XEN_DOM0 and XEN_BACKEND, only modular frontends, and the Rust event
+#       channel core over the C ABIs: `make vmlinux modules` (tools/testing/xen/gate-domU.config)
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 JOBS=${JOBS:-$(nproc)}
@@ -35,4 +35,4 @@ gate() {
 }
 
 gate rust-no-xen gate-rust-no-xen.config "CONFIG_RUST=y without Xen builds and links" vmlinux modules
-gate domU gate-domU.config "a domU-only kernel (no XEN_DOM0, no XEN_BACKEND) builds and links" vmlinux modules
+gate domU gate-domU.config "a domU-only kernel (no XEN_DOM0, no XEN_BACKEND; Rust event core, C ABIs) builds and links" vmlinux modules
