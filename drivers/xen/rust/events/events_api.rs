@@ -10,6 +10,10 @@
 //!   uses as well), and the number of ports the ABI can use ([`xen_evtchn_nr_channels`]);
 //! - [`notify_remote_via_irq`], which blkfront, netfront and the console call for every
 //!   request, and [`xen_set_irq_priority`] (the timer VIRQ's);
+//! - the reference counts of channels that several users hold ([`evtchn_make_refcounted`] by
+//!   the evtchn device, which xenstored and the toolstack bind through; [`evtchn_get`] and
+//!   [`evtchn_put`] by gntdev and gntalloc for their unmap notifications, and the console): the
+//!   last put unbinds the IRQ and closes the channel;
 //! - the pending state of a channel whose IRQ is disabled, which PV spinlocks wait on
 //!   ([`xen_clear_irq_pending`], [`xen_test_irq_pending`], [`xen_poll_irq`]) and pcifront polls
 //!   with a timeout ([`xen_poll_irq_timeout`]);
@@ -18,9 +22,10 @@
 //! Their C names and behaviour are kept, so the drivers that call them do not change; the exports
 //! are in `api-glue.c`. An IRQ or port number is never trusted: one out of range, not bound, or
 //! bound to a closed channel has no port (0) or no IRQ (-1), and the operations on it do nothing.
-//! Two things differ from C, both for callers that break the API's rules: a failed poll warns
-//! where C calls `BUG()`, and [`xen_test_irq_shared`] of an IRQ that is not a physical IRQ fails
-//! where C reads another member of a union.
+//! Three things differ from C. Two are for callers that break the API's rules: a failed poll
+//! warns where C calls `BUG()`, and [`xen_test_irq_shared`] of an IRQ that is not a physical IRQ
+//! fails where C reads another member of a union. The third: [`evtchn_make_refcounted`] takes
+//! the event core's lock, under which [`evtchn_get`] reads the count, where C writes it without.
 //!
 //! These functions are called with the IRQ bound, as in C: the `irq_info` they read is freed only
 //! after its IRQ is unbound and an RCU grace period.
@@ -31,9 +36,11 @@ use kernel::{
     bindings,
     ffi::{
         c_int,
+        c_short,
         c_uint, //
     },
     prelude::*,
+    sync::Mutex,
 };
 
 const __LOG_PREFIX: &[u8] = b"xen:events\0";
@@ -41,9 +48,27 @@ const __LOG_PREFIX: &[u8] = b"xen:events\0";
 /// The event channel ABI's operations (`evtchn_ops`).
 fn ops() -> &'static bindings::evtchn_ops {
     // SAFETY: The ABI is chosen in `xen_init_IRQ()` before the first IRQ is bound, and never
-    // changes after; its ops are static. Nothing here runs before an IRQ is bound, except the
-    // lookups, which check for an ABI first (`max_channels`).
+    // changes after; its ops are static. Nothing here runs before: the callers are drivers with
+    // a bound channel, or a port number to find one.
     unsafe { &*bindings::evtchn_ops }
+}
+
+/// The number of ports of the event channel ABI in use.
+fn max_channels() -> c_uint {
+    let Some(max_channels) = ops().max_channels else {
+        return 0;
+    };
+    // SAFETY: Every ABI's `max_channels` may be called once the ABI is chosen.
+    unsafe { max_channels() }
+}
+
+/// The event core's lock of bindings and reference counts (`events_base.c`'s
+/// `xen_irq_mapping_update_lock`): under it, the port-to-IRQ map holds only live `irq_info`s,
+/// and their reference counts do not change.
+fn mapping_lock() -> &'static Mutex<()> {
+    // SAFETY: The mutex is a C static, initialised at build time (`DEFINE_MUTEX`), that lives
+    // for ever; it is only used as a mutex.
+    unsafe { Mutex::from_raw(&raw mut bindings::xen_irq_mapping_update_lock) }
 }
 
 /// The `irq_info` of IRQ `irq` (an `int` from a driver: a negative one is no IRQ), if it has
@@ -186,6 +211,77 @@ pub unsafe extern "C" fn xen_set_irq_priority(irq: c_uint, priority: c_uint) -> 
             (&raw mut op).cast(),
         )
     }
+}
+
+/// Makes the channel bound at port `evtchn` reference counted, with one reference: from here
+/// on, unbinding its IRQ drops a reference, and the last one unbinds it and closes the channel
+/// (unless `is_static`: a channel the toolstack set up, which stays open). Fails with `-ENOENT`
+/// if the port is not bound to an IRQ.
+#[export]
+pub extern "C" fn evtchn_make_refcounted(
+    evtchn: bindings::evtchn_port_t,
+    is_static: bool,
+) -> c_int {
+    let _guard = mapping_lock().lock();
+    // SAFETY: Under the lock, the map holds only live `irq_info`s.
+    let Some(info) = (unsafe { port_info(evtchn) }) else {
+        return ENOENT.to_errno();
+    };
+    let info = info.as_ptr();
+    // SAFETY: `info` lives while the lock is held; its count and `is_static` are only written
+    // under the lock.
+    unsafe {
+        kernel::warn_on!((*info).refcnt != -1);
+        (*info).refcnt = 1;
+        (*info).is_static = is_static;
+    }
+    0
+}
+
+/// Takes a reference to the reference-counted channel at port `evtchn`, for a user other than
+/// the one that bound it (gntdev's and gntalloc's unmap notifications, from a port number that
+/// user space gives). Fails with `-EINVAL` for a port out of range, one not reference counted or
+/// one whose count is at its maximum, and `-ENOENT` for a port not bound to an IRQ.
+#[export]
+pub extern "C" fn evtchn_get(evtchn: bindings::evtchn_port_t) -> c_int {
+    if evtchn >= max_channels() {
+        return EINVAL.to_errno();
+    }
+    let _guard = mapping_lock().lock();
+    // SAFETY: Under the lock, the map holds only live `irq_info`s.
+    let Some(info) = (unsafe { port_info(evtchn) }) else {
+        return ENOENT.to_errno();
+    };
+    let info = info.as_ptr();
+    // SAFETY: `info` lives while the lock is held; its count is only changed under the lock.
+    let refcnt = unsafe { &mut (*info).refcnt };
+    if *refcnt <= 0 || *refcnt == c_short::MAX {
+        return EINVAL.to_errno();
+    }
+    *refcnt += 1;
+    0
+}
+
+/// Drops a reference to the channel at port `evtchn`; the last one unbinds its IRQ and closes
+/// the channel.
+///
+/// # Safety
+///
+/// The caller holds a reference to the channel, from [`evtchn_make_refcounted`] or
+/// [`evtchn_get`], which this gives up.
+#[export]
+pub unsafe extern "C" fn evtchn_put(evtchn: bindings::evtchn_port_t) {
+    // SAFETY: The caller's reference keeps the channel bound.
+    let Some(info) = (unsafe { port_info(evtchn) }) else {
+        kernel::warn_on!(true);
+        return;
+    };
+    // SAFETY: `info` lives while the caller's reference keeps the channel bound; its IRQ number
+    // never changes.
+    let irq = unsafe { (*info.as_ptr()).irq };
+    // SAFETY: The caller gives its reference up; `xen_unbind_from_irq()` drops it under the lock,
+    // and unbinds the IRQ if it was the last.
+    unsafe { bindings::xen_unbind_from_irq(irq) };
 }
 
 /// Clears the pending state of the channel bound to IRQ `irq`, before polling on it, and ends
@@ -460,8 +556,7 @@ mod tests {
         for irq in [nr_irqs, i32::MAX as u32, u32::MAX] {
             assert_eq!(port(irq), 0);
         }
-        // SAFETY: `max_channels` may be called once the ABI is chosen, as it is on Xen.
-        let max = ops().max_channels.map_or(0, |f| unsafe { f() });
+        let max = max_channels();
         assert!(max > 0);
         for evtchn in [max, u32::MAX] {
             // SAFETY: Unbound ports: nothing is kept.
@@ -526,8 +621,7 @@ mod tests {
         }
         let (a, b) = loopback()?;
         let nr = xen_evtchn_nr_channels();
-        // SAFETY: `max_channels` may be called once the ABI is chosen, as it is on Xen.
-        let max = ops().max_channels.map_or(0, |f| unsafe { f() });
+        let max = max_channels();
         assert!(nr <= max);
         assert!(port(a.irq()) < nr && port(b.irq()) < nr);
         // FIFO has 2^17 ports, 2-level 4096 on a 64-bit kernel.
@@ -546,6 +640,90 @@ mod tests {
             let nosys = ENOSYS.to_errno();
             assert_eq!((top, beyond, default), (nosys, nosys, nosys));
         }
+        Ok(())
+    }
+
+    /// The reference count of the channel at port `evtchn`, read under the event core's lock.
+    fn refcnt(evtchn: u32) -> Option<c_short> {
+        let _guard = mapping_lock().lock();
+        // SAFETY: Under the lock, the map holds only live `irq_info`s, whose counts do not
+        // change.
+        unsafe { port_info(evtchn).map(|info| (*info.as_ptr()).refcnt) }
+    }
+
+    #[test]
+    fn the_last_put_of_a_refcounted_channel_unbinds_it() -> Result {
+        if !on_xen() {
+            return Ok(());
+        }
+        // What the evtchn device and gntdev do: a channel bound to a handler is made reference
+        // counted, gntdev takes a reference for its unmap notification, the handler is unbound,
+        // and gntdev's put unbinds and closes the channel.
+        let (a, b) = loopback()?;
+        let pa = port(a.irq());
+        let pb = port(b.irq());
+        // Not reference counted yet (-1): no reference can be taken.
+        assert_eq!(refcnt(pa), Some(-1));
+        assert_eq!(evtchn_get(pa), EINVAL.to_errno());
+        assert_eq!(evtchn_make_refcounted(pa, false), 0);
+        assert_eq!(refcnt(pa), Some(1));
+        assert_eq!(evtchn_get(pa), 0);
+        assert_eq!(evtchn_get(pa), 0);
+        assert_eq!(refcnt(pa), Some(3));
+        // SAFETY: Gives up one of the two references taken above.
+        unsafe { evtchn_put(pa) };
+        assert_eq!(refcnt(pa), Some(2));
+        // A count at its maximum takes no more references.
+        {
+            let _guard = mapping_lock().lock();
+            // SAFETY: Under the lock, the channel's `irq_info` lives and its count is ours to
+            // change; it is put back below.
+            unsafe {
+                if let Some(info) = port_info(pa) {
+                    (*info.as_ptr()).refcnt = c_short::MAX;
+                }
+            }
+        }
+        assert_eq!(evtchn_get(pa), EINVAL.to_errno());
+        {
+            let _guard = mapping_lock().lock();
+            // SAFETY: As above.
+            unsafe {
+                if let Some(info) = port_info(pa) {
+                    (*info.as_ptr()).refcnt = 2;
+                }
+            }
+        }
+        // Unbinding the handler drops the binder's reference; the channel stays bound for the
+        // one left, and still carries events.
+        // SAFETY: The port is bound while a reference is held.
+        let info = unsafe { bindings::xen_evtchn_to_info(pa) };
+        drop(a);
+        assert_eq!(refcnt(pa), Some(1));
+        // SAFETY: As above.
+        assert_eq!(unsafe { bindings::xen_evtchn_to_info(pa) }, info);
+        // SAFETY: `b`'s IRQ stays bound while `b` lives.
+        unsafe { notify_remote_via_irq(b.irq() as c_int) };
+        // SAFETY: `pa` is bound while the reference is held.
+        assert!(unsafe { xen_test_irq_pending(irq_from_evtchn(pa) as c_int) });
+        // The last put unbinds it: the port has no `irq_info` any more (the old one is freed
+        // only after a grace period, so a new binding of the same port number cannot have its
+        // address yet).
+        // SAFETY: Gives up the last reference.
+        unsafe { evtchn_put(pa) };
+        // SAFETY: Only compares the pointers.
+        assert!(unsafe { bindings::xen_evtchn_to_info(pa) } != info);
+        // Errors: out of range, not bound to an IRQ, bound but not counted.
+        assert_eq!(evtchn_get(max_channels()), EINVAL.to_errno());
+        assert_eq!(evtchn_get(u32::MAX), EINVAL.to_errno());
+        let unbound = Port::alloc_unbound(DOMID_SELF)?;
+        assert_eq!(evtchn_get(unbound.number()), ENOENT.to_errno());
+        assert_eq!(
+            evtchn_make_refcounted(unbound.number(), false),
+            ENOENT.to_errno()
+        );
+        assert_eq!(evtchn_get(pb), EINVAL.to_errno());
+        assert_eq!(refcnt(pb), Some(-1));
         Ok(())
     }
 }
