@@ -993,6 +993,8 @@ attach_connected() {
 # microseconds whatever printk.time says (this kernel does not print times). awk reads it from the
 # oldest record and stops at the N-th line; TAG, written by the caller just before the attach, makes
 # the marks of earlier rounds (the same RANGE) count for nothing. On failure it says what it found.
+# The microseconds get three zeros appended: busybox awk's %d is 32 bits, and 64 devices take more
+# than 2.1 s in wall-clock time (a negative time made xenstore-write take it for options).
 attach_ns() {
 	local out
 	out=$(timeout 30 awk -v tag="$1" -v mark="xen-demo-attach: writing the states of demo/$2" \
@@ -1002,7 +1004,7 @@ attach_ns() {
 		tagged && index(msg, mark) { t0 = t; next }
 		t0 && msg ~ dev { got++; t1 = t; if (got == n) { done = 1; exit } }
 		END {
-			if (done) { printf "%d\n", (t1 - t0) * 1000; exit 0 }
+			if (done) { printf "%d000\n", t1 - t0; exit 0 }
 			printf "%d kernel log records read: tag %s, mark %s, %d of %d connected lines\n", recs, tagged ? "found" : "missing", t0 ? "found" : "missing", got, n
 			exit 1
 		}' /dev/kmsg 2>&1)
