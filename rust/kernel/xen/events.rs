@@ -1000,6 +1000,11 @@ mod tests {
             let Some((b, reg, shared, here)) = lingerer(c"rust-xen-kunit-storm")? else {
                 return Ok(());
             };
+            // A first event, waited for: the other CPU is taking this channel's events before
+            // the storm starts (under TCG a vCPU may otherwise not run before the unbind), and an
+            // affinity change may take effect at the IRQ's next event.
+            b.notify();
+            assert!(shared.entered.wait(5000));
             // Each notification is an upcall on the other CPU while this one sends the next
             // and then unbinds.
             for _ in 0..200 {
