@@ -515,10 +515,11 @@ mod tests {
             assert_eq!(irq_from_evtchn(pb), b.irq());
         }
         // A port is on the CPU its IRQ is moved to.
+        // SAFETY: `__cpu_online_mask` is a kernel global that lives for ever; it is only read.
+        let online = unsafe { Cpumask::from_raw(&raw const bindings::__cpu_online_mask) };
         let mut one = CpumaskVar::new_zero(GFP_KERNEL)?;
         for cpu in (0..kernel::cpu::nr_cpu_ids()).filter_map(CpuId::from_u32) {
-            // SAFETY: `__cpu_online_mask` is a kernel global that lives for ever; it is only read.
-            if !unsafe { Cpumask::from_raw(&raw const bindings::__cpu_online_mask) }.test(cpu) {
+            if !online.test(cpu) {
                 continue;
             }
             one.set(cpu);
@@ -651,6 +652,18 @@ mod tests {
         unsafe { port_info(evtchn).map(|info| (*info.as_ptr()).refcnt) }
     }
 
+    /// Sets the reference count of the channel at port `evtchn`, under the event core's lock (a
+    /// test's own channel, whose count it puts back).
+    fn set_refcnt(evtchn: u32, value: c_short) {
+        let _guard = mapping_lock().lock();
+        // SAFETY: Under the lock, the map holds only live `irq_info`s, whose counts are only
+        // changed under it.
+        if let Some(info) = unsafe { port_info(evtchn) } {
+            // SAFETY: As above.
+            unsafe { (*info.as_ptr()).refcnt = value };
+        }
+    }
+
     #[test]
     fn the_last_put_of_a_refcounted_channel_unbinds_it() -> Result {
         if !on_xen() {
@@ -674,26 +687,9 @@ mod tests {
         unsafe { evtchn_put(pa) };
         assert_eq!(refcnt(pa), Some(2));
         // A count at its maximum takes no more references.
-        {
-            let _guard = mapping_lock().lock();
-            // SAFETY: Under the lock, the channel's `irq_info` lives and its count is ours to
-            // change; it is put back below.
-            unsafe {
-                if let Some(info) = port_info(pa) {
-                    (*info.as_ptr()).refcnt = c_short::MAX;
-                }
-            }
-        }
+        set_refcnt(pa, c_short::MAX);
         assert_eq!(evtchn_get(pa), EINVAL.to_errno());
-        {
-            let _guard = mapping_lock().lock();
-            // SAFETY: As above.
-            unsafe {
-                if let Some(info) = port_info(pa) {
-                    (*info.as_ptr()).refcnt = 2;
-                }
-            }
-        }
+        set_refcnt(pa, 2);
         // Unbinding the handler drops the binder's reference; the channel stays bound for the
         // one left, and still carries events.
         // SAFETY: The port is bound while a reference is held.
