@@ -21,6 +21,7 @@
 #include <xen/page.h>
 #include <xen/mem-reservation.h>
 #include <xen/xenbus.h>
+#include <xen/xen-ops.h>
 #include <asm/xen/hypercall.h>
 #ifdef CONFIG_X86
 #include <asm/xen/hypervisor.h>
@@ -111,6 +112,40 @@ __rust_helper void rust_helper_notify_remote_via_evtchn(evtchn_port_t port)
 __rust_helper void rust_helper_xen_evtchn_close(evtchn_port_t port)
 {
 	xen_evtchn_close(port);
+}
+
+/* Whether a bound channel can be moved to another vCPU (not with HVM's platform PCI IRQ). */
+__rust_helper bool rust_helper_xen_support_evtchn_rebind(void)
+{
+	return xen_support_evtchn_rebind();
+}
+
+__rust_helper uint32_t rust_helper_xen_vcpu_nr(int cpu)
+{
+	return xen_vcpu_nr(cpu);
+}
+
+__rust_helper const struct cpumask *rust_helper_cpumask_of(unsigned int cpu)
+{
+	return cpumask_of(cpu);
+}
+
+__rust_helper void rust_helper_irq_data_update_affinity(struct irq_data *d,
+							const struct cpumask *m)
+{
+	irq_data_update_affinity(d, m);
+}
+
+__rust_helper void rust_helper_irq_data_update_effective_affinity(struct irq_data *d,
+								  const struct cpumask *m)
+{
+	irq_data_update_effective_affinity(d, m);
+}
+
+__rust_helper const struct cpumask *
+rust_helper_irq_data_get_effective_affinity_mask(struct irq_data *d)
+{
+	return irq_data_get_effective_affinity_mask(d);
 }
 
 __rust_helper void rust_helper_gnttab_set_map_op(struct gnttab_map_grant_ref *map,

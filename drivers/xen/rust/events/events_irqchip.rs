@@ -16,8 +16,8 @@
 //! - the end of an event (`xen_event_handler_exit`: clear `is_active`, then the pending bit).
 //!
 //! The `xen-pirq` chip stays in `events_base.c` with the physical IRQs, and uses the mask,
-//! unmask and retrigger exported here; these chips move an IRQ with `events_base.c`'s
-//! `xen_set_affinity_irq()`, which rebinds the channel with the hypervisor.
+//! unmask and retrigger exported here; these chips move an IRQ with the event core's
+//! `xen_set_affinity_irq()` (`events_affinity`), which rebinds the channel with the hypervisor.
 //!
 //! Every operation looks the IRQ's `irq_info` up and does nothing for an IRQ without one, or
 //! whose channel is closed (port 0), as C does. The IRQ layer calls them with the IRQ's
@@ -225,7 +225,8 @@ fn retrigger(irq: &IrqData) -> bool {
     true
 }
 
-/// Moves the IRQ with `events_base.c`, which rebinds the channel to a CPU of `dest`.
+/// Moves the IRQ with the event core's `xen_set_affinity_irq()`, which rebinds the channel to a
+/// CPU of `dest`.
 fn set_affinity(irq: &IrqData, dest: &Cpumask, force: bool) -> Result<AffinitySet> {
     // SAFETY: The IRQ layer's `irq_data` and cpumask are valid for the call.
     let ret = unsafe { bindings::xen_set_affinity_irq(irq.as_raw(), dest.as_raw(), force) };
