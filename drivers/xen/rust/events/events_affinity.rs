@@ -83,6 +83,12 @@ fn online() -> &'static Cpumask {
     unsafe { Cpumask::from_raw(&raw const bindings::__cpu_online_mask) }
 }
 
+/// Xen's number of CPU `cpu`'s vCPU.
+fn xen_vcpu(cpu: CpuId) -> u32 {
+    // SAFETY: `cpu` is a CPU number; its Xen vCPU number is a per-cpu variable.
+    unsafe { bindings::xen_vcpu_nr(cpu.as_u32() as c_int) }
+}
+
 /// The mask of CPU `cpu` alone, if it is a possible CPU number.
 fn mask_of(cpu: c_uint) -> Option<*const bindings::cpumask> {
     channels_on(cpu)?;
@@ -202,8 +208,7 @@ unsafe fn rebind_to_cpu(info: Option<NonNull<bindings::irq_info>>, tcpu: CpuId) 
     }
     let mut bind_vcpu = bindings::evtchn_bind_vcpu {
         port: evtchn,
-        // SAFETY: `tcpu` is a CPU number; its Xen vCPU number is a per-cpu variable.
-        vcpu: unsafe { bindings::xen_vcpu_nr(tcpu.as_u32() as c_int) },
+        vcpu: xen_vcpu(tcpu),
     };
     // Masked meanwhile, so that no event is delivered on a CPU in between.
     // SAFETY: The channel is open, so `info`'s lock is initialised.
@@ -406,12 +411,6 @@ mod tests {
             )
         })?;
         Ok(status.vcpu)
-    }
-
-    /// Xen's number of CPU `cpu`'s vCPU.
-    fn xen_vcpu(cpu: CpuId) -> u32 {
-        // SAFETY: `cpu` is a CPU number; its Xen vCPU number is a per-cpu variable.
-        unsafe { bindings::xen_vcpu_nr(cpu.as_u32() as c_int) }
     }
 
     /// The channel counts of all CPUs.
