@@ -67,6 +67,7 @@ REPLACED = [
     ("drivers/xen/events/events_irqchip.o", 15),
     ("drivers/xen/events/events_api.o", 15),
     ("drivers/xen/events/events_affinity.o", 15),
+    ("drivers/xen/events/events_irqinfo.o", 15),
     ("drivers/xen/events/events_base.o", 15),
 ]
 
@@ -181,6 +182,7 @@ RUST_OBJECTS = {
     "drivers/xen/events/events_api.o": ("drivers/xen/rust/events/events_api.o",
                                         "drivers/xen/rust/events/api-glue.o"),
     "drivers/xen/events/events_affinity.o": ("drivers/xen/rust/events/events_affinity.o",),
+    "drivers/xen/events/events_irqinfo.o": ("drivers/xen/rust/events/events_irqinfo.o",),
 }
 
 # The C objects a Rust core replaces, where that is more than the one it is listed under: the
