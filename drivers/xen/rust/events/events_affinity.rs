@@ -38,6 +38,9 @@ use kernel::{
     },
 };
 
+mod common;
+use common::ops;
+
 const TEMPORARY: u8 = bindings::EVT_MASK_REASON_TEMPORARY as u8;
 const IRQT_VIRQ: i16 = bindings::xen_irq_type_IRQT_VIRQ as i16;
 
@@ -67,14 +70,6 @@ fn add_unless(count: &Atomic<i32>, delta: i32, limit: i32) -> bool {
             Err(now) => old = now,
         }
     }
-}
-
-/// The event channel ABI's operations (`evtchn_ops`).
-fn ops() -> &'static bindings::evtchn_ops {
-    // SAFETY: The ABI is chosen in `xen_init_IRQ()` before the first IRQ is bound, and never
-    // changes after; its ops are static. Nothing here runs before: the callers bind or move a
-    // channel.
-    unsafe { &*bindings::evtchn_ops }
 }
 
 /// The online CPUs.
@@ -298,6 +293,7 @@ pub unsafe extern "C" fn xen_set_affinity_irq(
 #[kunit_tests(rust_xen_events_affinity)]
 mod tests {
     use super::*;
+    use common::kunit::wait_until;
     use kernel::{
         cpumask::CpumaskVar,
         error::to_result,
@@ -367,14 +363,7 @@ mod tests {
 
     /// Waits up to 5 s for `end`'s handler to have run `n` times.
     fn wait_for(end: &Bound, n: u32) -> bool {
-        for _ in 0..500 {
-            if end.handler().n.load(Relaxed) >= n {
-                return true;
-            }
-            // SAFETY: Sleeping is allowed in a KUnit test.
-            unsafe { bindings::msleep(10) };
-        }
-        false
+        wait_until(|| end.handler().n.load(Relaxed) >= n)
     }
 
     /// The online CPUs.

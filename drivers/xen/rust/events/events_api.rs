@@ -39,37 +39,17 @@ use kernel::{
         c_short,
         c_uint, //
     },
-    prelude::*,
-    sync::Mutex,
+    prelude::*, //
+};
+
+mod common;
+use common::{
+    mapping_lock,
+    max_channels,
+    ops, //
 };
 
 const __LOG_PREFIX: &[u8] = b"xen:events\0";
-
-/// The event channel ABI's operations (`evtchn_ops`).
-fn ops() -> &'static bindings::evtchn_ops {
-    // SAFETY: The ABI is chosen in `xen_init_IRQ()` before the first IRQ is bound, and never
-    // changes after; its ops are static. Nothing here runs before: the callers are drivers with
-    // a bound channel, or a port number to find one.
-    unsafe { &*bindings::evtchn_ops }
-}
-
-/// The number of ports of the event channel ABI in use.
-fn max_channels() -> c_uint {
-    let Some(max_channels) = ops().max_channels else {
-        return 0;
-    };
-    // SAFETY: Every ABI's `max_channels` may be called once the ABI is chosen.
-    unsafe { max_channels() }
-}
-
-/// The event core's lock of bindings and reference counts (`events_base.c`'s
-/// `xen_irq_mapping_update_lock`): under it, the port-to-IRQ map holds only live `irq_info`s,
-/// and their reference counts do not change.
-fn mapping_lock() -> &'static Mutex<()> {
-    // SAFETY: The mutex is a C static, initialised at build time (`DEFINE_MUTEX`), that lives
-    // for ever; it is only used as a mutex.
-    unsafe { Mutex::from_raw(&raw mut bindings::xen_irq_mapping_update_lock) }
-}
 
 /// The `irq_info` of IRQ `irq` (an `int` from a driver: a negative one is no IRQ), if it has
 /// one.
@@ -403,6 +383,10 @@ pub unsafe extern "C" fn xen_test_irq_shared(irq: c_int) -> c_int {
 #[kunit_tests(rust_xen_events_api)]
 mod tests {
     use super::*;
+    use common::kunit::{
+        on_xen,
+        wait_until, //
+    };
     use core::sync::atomic::{
         AtomicU32,
         Ordering, //
@@ -438,16 +422,6 @@ mod tests {
 
     type Bound = Pin<KBox<Registration<Count>>>;
 
-    /// Whether the test can use the hypervisor; marks it skipped if not.
-    fn on_xen() -> bool {
-        if kernel::xen::domain_kind() == kernel::xen::DomainKind::Native {
-            // SAFETY: The reason is NUL-terminated; this runs in a KUnit test.
-            unsafe { bindings::xen_kunit_skip(c"not running on Xen".as_char_ptr()) };
-            return false;
-        }
-        true
-    }
-
     /// A channel from this domain to itself, both ends bound to a counting handler.
     fn loopback() -> Result<(Bound, Bound)> {
         let a = Port::alloc_unbound(DOMID_SELF)?;
@@ -468,14 +442,7 @@ mod tests {
 
     /// Waits up to 5 s for `end`'s handler to have run `n` times.
     fn wait_for(end: &Bound, n: u32) -> bool {
-        for _ in 0..500 {
-            if end.handler().n.load(Ordering::Relaxed) >= n {
-                return true;
-            }
-            // SAFETY: Sleeping is allowed in a KUnit test.
-            unsafe { bindings::msleep(10) };
-        }
-        false
+        wait_until(|| end.handler().n.load(Ordering::Relaxed) >= n)
     }
 
     /// The port of IRQ `irq` (an IRQ number the registration holds).

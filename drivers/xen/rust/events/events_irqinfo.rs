@@ -40,6 +40,12 @@ use kernel::{
     },
 };
 
+mod common;
+use common::{
+    mapping_lock,
+    ops, //
+};
+
 const IRQT_UNBOUND: i16 = bindings::xen_irq_type_IRQT_UNBOUND as i16;
 const IRQT_EVTCHN: bindings::xen_irq_type = bindings::xen_irq_type_IRQT_EVTCHN;
 const EXPLICIT: u8 = bindings::EVT_MASK_REASON_EXPLICIT as u8;
@@ -55,13 +61,6 @@ static mut xen_irq_list_head: bindings::list_head = bindings::list_head {
     next: &raw mut xen_irq_list_head,
     prev: &raw mut xen_irq_list_head,
 };
-
-/// The event channel ABI's operations (`evtchn_ops`).
-fn ops() -> &'static bindings::evtchn_ops {
-    // SAFETY: The ABI is chosen in `xen_init_IRQ()` before the first IRQ is bound, and never
-    // changes after; its ops are static. Nothing here runs before: the callers bind a channel.
-    unsafe { &*bindings::evtchn_ops }
-}
 
 /// The number of IRQs whose descriptors the architecture manages (`nr_legacy_irqs()`).
 fn legacy_irqs() -> c_uint {
@@ -355,36 +354,19 @@ pub unsafe extern "C" fn xen_free_irq(info: *mut bindings::irq_info) {
 #[kunit_tests(rust_xen_events_irqinfo)]
 mod tests {
     use super::*;
+    use common::kunit::{
+        on_xen,
+        wait_until, //
+    };
     use core::mem::MaybeUninit;
     use kernel::{
         alloc::flags::__GFP_ZERO,
-        sync::{
-            rcu,
-            Mutex, //
-        },
+        sync::rcu,
         xen::events::{
             Port,
             DOMID_SELF, //
         },
     };
-
-    /// Whether the test can use the hypervisor; marks it skipped if not.
-    fn on_xen() -> bool {
-        if kernel::xen::domain_kind() == kernel::xen::DomainKind::Native {
-            // SAFETY: The reason is NUL-terminated; this runs in a KUnit test.
-            unsafe { bindings::xen_kunit_skip(c"not running on Xen".as_char_ptr()) };
-            return false;
-        }
-        true
-    }
-
-    /// The event core's mapping lock. The tests hold it throughout, so that no IRQ is bound
-    /// meanwhile: an IRQ number they free is not reused before they have seen it freed.
-    fn mapping_lock() -> &'static Mutex<()> {
-        // SAFETY: The mutex is a C static, initialised at build time (`DEFINE_MUTEX`), that lives
-        // for ever; it is only used as a mutex.
-        unsafe { Mutex::from_raw(&raw mut bindings::xen_irq_mapping_update_lock) }
-    }
 
     /// Whether `info` is on [`xen_irq_list_head`].
     fn listed(info: *mut bindings::irq_info) -> bool {
@@ -436,15 +418,8 @@ mod tests {
         drop(reader);
         // SAFETY: Grace periods and timers work in a KUnit test.
         unsafe { bindings::rcu_barrier() };
-        for _ in 0..500 {
-            if !has_desc(irq) {
-                // SAFETY: Any IRQ number may be looked up.
-                return unsafe { bindings::xen_info_for_irq(irq) }.is_null();
-            }
-            // SAFETY: Sleeping is allowed in a KUnit test.
-            unsafe { bindings::msleep(10) };
-        }
-        false
+        // SAFETY: Any IRQ number may be looked up.
+        wait_until(|| !has_desc(irq)) && unsafe { bindings::xen_info_for_irq(irq) }.is_null()
     }
 
     #[test]

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What the crates of the Rust event channel core share.
+//!
+//! Each C file of the core that Rust replaces is an object of its own, and so each Rust file is a
+//! crate of its own; those that need these include this file as their module `common`.
+
+// Each crate uses some of these, none all of them.
+#![allow(dead_code)]
+
+use kernel::{
+    bindings,
+    ffi::c_uint,
+    sync::Mutex, //
+};
+
+/// The event channel ABI's operations (`evtchn_ops`).
+pub(crate) fn ops() -> &'static bindings::evtchn_ops {
+    // SAFETY: The ABI is chosen in `xen_init_IRQ()` before the first IRQ is bound, and never
+    // changes after; its ops are static. Nothing in the crates that use this runs before: they
+    // bind channels, or act on bound ones.
+    unsafe { &*bindings::evtchn_ops }
+}
+
+/// The number of ports of the event channel ABI in use.
+pub(crate) fn max_channels() -> c_uint {
+    let Some(max_channels) = ops().max_channels else {
+        return 0;
+    };
+    // SAFETY: Every ABI's `max_channels` may be called once the ABI is chosen.
+    unsafe { max_channels() }
+}
+
+/// The event core's lock of bindings and reference counts (`events_base.c`'s
+/// `xen_irq_mapping_update_lock`): under it, the port-to-IRQ map holds only live `irq_info`s,
+/// and their reference counts do not change.
+pub(crate) fn mapping_lock() -> &'static Mutex<()> {
+    // SAFETY: The mutex is a C static, initialised at build time (`DEFINE_MUTEX`), that lives
+    // for ever; it is only used as a mutex.
+    unsafe { Mutex::from_raw(&raw mut bindings::xen_irq_mapping_update_lock) }
+}
+
+/// What the crates' KUnit tests share.
+#[cfg(CONFIG_XEN_EVENTS_KUNIT_TEST)]
+pub(crate) mod kunit {
+    use kernel::{
+        bindings,
+        prelude::*, //
+    };
+
+    /// Whether the test can use the hypervisor; marks it skipped if not.
+    pub(crate) fn on_xen() -> bool {
+        if kernel::xen::domain_kind() == kernel::xen::DomainKind::Native {
+            // SAFETY: The reason is NUL-terminated; this runs in a KUnit test.
+            unsafe { bindings::xen_kunit_skip(c"not running on Xen".as_char_ptr()) };
+            return false;
+        }
+        true
+    }
+
+    /// Waits up to 5 s, checking every 10 ms, for `done` to hold; whether it did.
+    pub(crate) fn wait_until(mut done: impl FnMut() -> bool) -> bool {
+        for _ in 0..500 {
+            if done() {
+                return true;
+            }
+            // SAFETY: Sleeping is allowed in a KUnit test.
+            unsafe { bindings::msleep(10) };
+        }
+        done()
+    }
+}
