@@ -68,6 +68,7 @@ REPLACED = [
     ("drivers/xen/events/events_api.o", 15),
     ("drivers/xen/events/events_affinity.o", 15),
     ("drivers/xen/events/events_irqinfo.o", 15),
+    ("drivers/xen/events/events_bind.o", 15),
     ("drivers/xen/events/events_base.o", 15),
 ]
 
@@ -183,6 +184,8 @@ RUST_OBJECTS = {
                                         "drivers/xen/rust/events/api-glue.o"),
     "drivers/xen/events/events_affinity.o": ("drivers/xen/rust/events/events_affinity.o",),
     "drivers/xen/events/events_irqinfo.o": ("drivers/xen/rust/events/events_irqinfo.o",),
+    "drivers/xen/events/events_bind.o": ("drivers/xen/rust/events/events_bind.o",
+                                         "drivers/xen/rust/events/bind-glue.o"),
 }
 
 # The C objects a Rust core replaces, where that is more than the one it is listed under: the
