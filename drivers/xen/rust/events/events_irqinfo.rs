@@ -41,10 +41,7 @@ use kernel::{
 };
 
 mod common;
-use common::{
-    mapping_lock,
-    ops, //
-};
+use common::ops;
 
 const IRQT_UNBOUND: i16 = bindings::xen_irq_type_IRQT_UNBOUND as i16;
 const IRQT_EVTCHN: bindings::xen_irq_type = bindings::xen_irq_type_IRQT_EVTCHN;
@@ -354,9 +351,12 @@ pub unsafe extern "C" fn xen_free_irq(info: *mut bindings::irq_info) {
 #[kunit_tests(rust_xen_events_irqinfo)]
 mod tests {
     use super::*;
-    use common::kunit::{
-        on_xen,
-        wait_until, //
+    use common::{
+        kunit::{
+            on_xen,
+            wait_until, //
+        },
+        mapping_lock,
     };
     use core::mem::MaybeUninit;
     use kernel::{
