@@ -93,8 +93,10 @@ unsafe extern "C" fn delayed_free_irq(work: *mut bindings::work_struct) {
     // SAFETY: `info` is valid until it is freed below.
     let irq = unsafe { (*info).irq };
     // Only now, with no user left (the grace period is over), does the IRQ lose its `irq_info`.
-    // SAFETY: `irq` is the IRQ of `info`; nothing else sets its entry meanwhile (the descriptor
-    // is freed only below, so its number cannot be reused yet).
+    // A dynamic IRQ's number is not reused before its descriptor is freed below. A legacy IRQ's
+    // (dom0's GSIs below 16) could be bound again meanwhile and lose its new `irq_info` here, as
+    // in C, which does not guard against it either.
+    // SAFETY: `irq` is the IRQ of `info`; setting an entry of the map is always allowed.
     unsafe { bindings::xen_set_info_for_irq(irq, core::ptr::null_mut()) };
     // SAFETY: `info` came from `KBox::into_raw()` in `xen_irq_init()`; it is off every list and
     // nothing can reach it any more.
