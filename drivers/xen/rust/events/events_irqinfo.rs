@@ -360,6 +360,9 @@ mod tests {
         },
         mapping_lock,
     };
+
+    // The tests hold the mapping lock throughout, so that no IRQ is bound meanwhile: an IRQ
+    // number they free is not reused before they have seen it freed.
     use core::mem::MaybeUninit;
     use kernel::{
         alloc::flags::__GFP_ZERO,
