@@ -104,6 +104,11 @@ __rust_helper int rust_helper_HYPERVISOR_physdev_op(int cmd, void *arg)
 	return HYPERVISOR_physdev_op(cmd, arg);
 }
 
+__rust_helper int rust_helper_HYPERVISOR_vcpu_op(int cmd, int vcpuid, void *extra_args)
+{
+	return HYPERVISOR_vcpu_op(cmd, vcpuid, extra_args);
+}
+
 __rust_helper void rust_helper_notify_remote_via_evtchn(evtchn_port_t port)
 {
 	notify_remote_via_evtchn(port);
