@@ -69,6 +69,7 @@ REPLACED = [
     ("drivers/xen/events/events_affinity.o", 15),
     ("drivers/xen/events/events_irqinfo.o", 15),
     ("drivers/xen/events/events_bind.o", 15),
+    ("drivers/xen/events/events_virq_ipi.o", 15),
     ("drivers/xen/events/events_base.o", 15),
 ]
 
@@ -186,6 +187,8 @@ RUST_OBJECTS = {
     "drivers/xen/events/events_irqinfo.o": ("drivers/xen/rust/events/events_irqinfo.o",),
     "drivers/xen/events/events_bind.o": ("drivers/xen/rust/events/events_bind.o",
                                          "drivers/xen/rust/events/bind-glue.o"),
+    "drivers/xen/events/events_virq_ipi.o": ("drivers/xen/rust/events/events_virq_ipi.o",
+                                             "drivers/xen/rust/events/virq-ipi-glue.o"),
 }
 
 # The C objects a Rust core replaces, where that is more than the one it is listed under: the

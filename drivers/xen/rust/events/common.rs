@@ -58,6 +58,21 @@ pub(crate) mod kunit {
         true
     }
 
+    /// Port `port` of this domain as Xen sees it (`EVTCHNOP_status`).
+    pub(crate) fn port_status(port: u32) -> Result<bindings::evtchn_status> {
+        let mut status: bindings::evtchn_status = pin_init::zeroed();
+        status.dom = bindings::DOMID_SELF as u16;
+        status.port = port;
+        // SAFETY: `status` is this operation's argument, and outlives the call.
+        kernel::error::to_result(unsafe {
+            bindings::HYPERVISOR_event_channel_op(
+                bindings::EVTCHNOP_status as kernel::ffi::c_int,
+                (&raw mut status).cast(),
+            )
+        })?;
+        Ok(status)
+    }
+
     /// Waits up to 5 s, checking every 10 ms, for `done` to hold; whether it did.
     pub(crate) fn wait_until(mut done: impl FnMut() -> bool) -> bool {
         for _ in 0..500 {
