@@ -8,9 +8,9 @@
 //! - [`xen_set_affinity_irq`] is the irq chips' `irq_set_affinity`. It picks the online CPU of
 //!   the new mask with the fewest channels, rebinds the channel to it with `EVTCHNOP_bind_vcpu`
 //!   (masked meanwhile, so that no event is delivered on the way), and moves a global VIRQ's entry
-//!   in `events_base.c`'s per-CPU VIRQ table with it;
+//!   in the per-CPU VIRQ table (`events_virq_ipi`) with it;
 //! - [`xen_bind_evtchn_to_cpu`] places a channel on a CPU for the ABI, and keeps the count of
-//!   channels on each CPU; `events_base.c`'s binding functions and resume call it, and
+//!   channels on each CPU; the binding functions and resume call it, and
 //!   [`xen_channels_on_cpu_dec`] when a channel is closed.
 //!
 //! The counts are a hint, as in C: they are read without a lock while other CPUs bind and move
@@ -293,7 +293,10 @@ pub unsafe extern "C" fn xen_set_affinity_irq(
 #[kunit_tests(rust_xen_events_affinity)]
 mod tests {
     use super::*;
-    use common::kunit::wait_until;
+    use common::kunit::{
+        port_status,
+        wait_until, //
+    };
     use kernel::{
         cpumask::CpumaskVar,
         error::to_result,
@@ -389,17 +392,7 @@ mod tests {
 
     /// The vCPU Xen notifies of port `port`'s events (`EVTCHNOP_status`).
     fn notified_vcpu(port: u32) -> Result<u32> {
-        let mut status: bindings::evtchn_status = pin_init::zeroed();
-        status.dom = bindings::DOMID_SELF as u16;
-        status.port = port;
-        // SAFETY: `status` is a valid argument for this operation.
-        to_result(unsafe {
-            bindings::HYPERVISOR_event_channel_op(
-                bindings::EVTCHNOP_status as c_int,
-                (&raw mut status).cast(),
-            )
-        })?;
-        Ok(status.vcpu)
+        port_status(port).map(|status| status.vcpu)
     }
 
     /// The channel counts of all CPUs.

@@ -13,7 +13,7 @@
 //! - the `*_irqhandler*()` variants also request the IRQ with the driver's handler, and undo the
 //!   binding (closing the port) if that fails;
 //! - [`unbind_from_irqhandler`] frees the IRQ and unbinds it, and [`xen_unbind_from_irq`] unbinds
-//!   an IRQ, through `events_base.c`'s `xen_unbind_from_irq_locked()`, which drops a reference
+//!   an IRQ, through `xen_unbind_from_irq_locked()` (`events_virq_ipi`), which drops a reference
 //!   and with the last closes the channel and frees the IRQ's `irq_info` after a grace period.
 //!
 //! Their C names and behaviour are kept, so the drivers that call them do not change; the exports
@@ -422,6 +422,7 @@ mod tests {
     use super::*;
     use common::kunit::{
         on_xen,
+        port_status,
         wait_until, //
     };
     use core::mem::MaybeUninit;
@@ -458,11 +459,7 @@ mod tests {
 
     /// Port `port`'s state, an `EVTCHNSTAT_*`.
     fn state(port: u32) -> Result<u32> {
-        let mut status: bindings::evtchn_status = pin_init::zeroed();
-        status.dom = DOMID_SELF;
-        status.port = port;
-        op(bindings::EVTCHNOP_status, &mut status)?;
-        Ok(status.status)
+        port_status(port).map(|status| status.status)
     }
 
     /// Sends an event on port `port`.
