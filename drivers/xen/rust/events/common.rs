@@ -73,6 +73,21 @@ pub(crate) mod kunit {
         Ok(status)
     }
 
+    /// IRQ `irq`'s `irq_info`, while the caller keeps it bound.
+    pub(crate) fn info(irq: u32) -> *mut bindings::irq_info {
+        // SAFETY: Any IRQ number may be looked up.
+        unsafe { bindings::xen_info_for_irq(irq) }
+    }
+
+    /// The name of IRQ `irq`'s chip.
+    pub(crate) fn chip_name(irq: u32) -> &'static CStr {
+        // SAFETY: The caller keeps `irq` bound, so it has a descriptor and a static chip.
+        unsafe {
+            let data = bindings::irq_get_irq_data(irq);
+            CStr::from_char_ptr((*(*data).chip).name)
+        }
+    }
+
     /// Waits up to 5 s, checking every 10 ms, for `done` to hold; whether it did.
     pub(crate) fn wait_until(mut done: impl FnMut() -> bool) -> bool {
         for _ in 0..500 {

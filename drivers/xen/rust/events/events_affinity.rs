@@ -294,6 +294,7 @@ pub unsafe extern "C" fn xen_set_affinity_irq(
 mod tests {
     use super::*;
     use common::kunit::{
+        info,
         port_status,
         wait_until, //
     };
@@ -382,12 +383,6 @@ mod tests {
         one.set(cpu);
         // SAFETY: The caller keeps `irq` bound; `one` outlives the call.
         to_result(unsafe { bindings::irq_set_affinity(irq, one.as_raw()) })
-    }
-
-    /// The `irq_info` of IRQ `irq`, which the caller holds bound.
-    fn info(irq: u32) -> *mut bindings::irq_info {
-        // SAFETY: A bound IRQ is below `nr_irqs`.
-        unsafe { bindings::xen_info_for_irq(irq) }
     }
 
     /// The vCPU Xen notifies of port `port`'s events (`EVTCHNOP_status`).

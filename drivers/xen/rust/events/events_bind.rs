@@ -421,6 +421,8 @@ pub unsafe extern "C" fn unbind_from_irqhandler(irq: c_uint, dev_id: *mut c_void
 mod tests {
     use super::*;
     use common::kunit::{
+        chip_name,
+        info,
         on_xen,
         port_status,
         wait_until, //
@@ -472,21 +474,6 @@ mod tests {
     fn close(port: u32) {
         let mut close = bindings::evtchn_close { port };
         let _ = op(bindings::EVTCHNOP_close, &mut close);
-    }
-
-    /// The name of IRQ `irq`'s chip.
-    fn chip_name(irq: u32) -> &'static CStr {
-        // SAFETY: The caller keeps `irq` bound, so it has a descriptor and a static chip.
-        unsafe {
-            let data = bindings::irq_get_irq_data(irq);
-            CStr::from_char_ptr((*(*data).chip).name)
-        }
-    }
-
-    /// IRQ `irq`'s `irq_info`, while the caller keeps it bound.
-    fn info(irq: u32) -> *mut bindings::irq_info {
-        // SAFETY: Any IRQ number may be looked up.
-        unsafe { bindings::xen_info_for_irq(irq) }
     }
 
     /// Counts its events (its `dev_id` is an `Atomic<u32>`).

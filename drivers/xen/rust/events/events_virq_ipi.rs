@@ -744,6 +744,8 @@ pub unsafe extern "C" fn xen_restore_cpu_ipis(cpu: c_uint) {
 mod tests {
     use super::*;
     use common::kunit::{
+        chip_name,
+        info,
         on_xen,
         port_status,
         wait_until, //
@@ -809,21 +811,6 @@ mod tests {
 
     fn data(seen: &Seen) -> *mut c_void {
         core::ptr::from_ref(seen).cast_mut().cast()
-    }
-
-    /// IRQ `irq`'s `irq_info`, while the caller keeps it bound.
-    fn info(irq: c_uint) -> *mut bindings::irq_info {
-        // SAFETY: Any IRQ number may be looked up.
-        unsafe { bindings::xen_info_for_irq(irq) }
-    }
-
-    /// The name of IRQ `irq`'s chip.
-    fn chip_name(irq: c_uint) -> &'static CStr {
-        // SAFETY: The caller keeps `irq` bound, so it has a descriptor and a static chip.
-        unsafe {
-            let data = bindings::irq_get_irq_data(irq);
-            CStr::from_char_ptr((*(*data).chip).name)
-        }
     }
 
     /// The IRQ of a binding's result.
