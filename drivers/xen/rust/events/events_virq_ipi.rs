@@ -327,14 +327,14 @@ unsafe fn undo(info: *mut bindings::irq_info, entry: Option<Entry<c_int>>) {
     }
 }
 
-/// Checks that IRQ `irq`, found in a table, is bound as type `ty`; warns if not.
+/// Warns unless IRQ `irq`, found in a table, is bound as type `ty`.
 ///
 /// # Safety
 ///
 /// The mapping lock must be held.
-unsafe fn is_bound_as(irq: c_int, ty: i16) -> bool {
+unsafe fn warn_unless_bound_as(irq: c_int, ty: i16) {
     let Ok(irq) = c_uint::try_from(irq) else {
-        return false;
+        return;
     };
     // SAFETY: Any IRQ number may be looked up; under the lock the result is live or null.
     let info = unsafe { bindings::xen_info_for_irq(irq) };
@@ -342,7 +342,7 @@ unsafe fn is_bound_as(irq: c_int, ty: i16) -> bool {
         // SAFETY: As above.
         (unsafe { (*info).type_ }) != ty
     };
-    !kernel::warn_on!(bad)
+    kernel::warn_on!(bad);
 }
 
 /// Binds IPI `ipi` of CPU `cpu` to an IRQ of the `xen-percpu` chip, or gives the IRQ it is bound
@@ -353,7 +353,7 @@ fn bind_ipi(ipi: c_uint, cpu: c_uint) -> Result<(c_int, bool)> {
     let irq = entries.0.get();
     if irq != UNBOUND {
         // SAFETY: The mapping lock is held.
-        unsafe { is_bound_as(irq, IRQT_IPI) };
+        unsafe { warn_unless_bound_as(irq, IRQT_IPI) };
         return Ok((irq, false));
     }
     // SAFETY: The mapping lock is held.
@@ -428,7 +428,7 @@ fn bind_virq(virq: c_uint, cpu: c_uint, percpu: bool) -> Result<(c_int, bool)> {
     let irq = entry.get();
     if irq != UNBOUND {
         // SAFETY: The mapping lock is held.
-        unsafe { is_bound_as(irq, IRQT_VIRQ) };
+        unsafe { warn_unless_bound_as(irq, IRQT_VIRQ) };
         return Ok((irq, false));
     }
     let (chip, handler) = if percpu {
