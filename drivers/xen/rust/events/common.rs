@@ -14,6 +14,22 @@ use kernel::{
     sync::Mutex, //
 };
 
+/// The owner `#[vtable]` gives the irq chips of the crates that build one (`kernel::irq::chip`),
+/// which it finds as `crate::LocalModule` (`events_irqchip`, older than this file, has its own):
+/// this code is built in, so the kernel itself (a null `THIS_MODULE`, as for the kernel crate). A
+/// `struct irq_chip` has no owner field; nothing uses it.
+pub(crate) struct LocalModule;
+
+impl kernel::ModuleMetadata for LocalModule {
+    const NAME: &'static kernel::str::CStr = c"xen_events";
+
+    const THIS_MODULE: kernel::ThisModule = {
+        // SAFETY: A null module stands for the kernel itself, which module reference counting
+        // (`try_module_get()`, `module_put()`) accepts.
+        unsafe { kernel::ThisModule::from_ptr(core::ptr::null_mut()) }
+    };
+}
+
 /// The event channel ABI's operations (`evtchn_ops`).
 pub(crate) fn ops() -> &'static bindings::evtchn_ops {
     // SAFETY: The ABI is chosen in `xen_init_IRQ()` before the first IRQ is bound, and never

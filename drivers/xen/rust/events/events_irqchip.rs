@@ -15,8 +15,8 @@
 //!   it), under the `irq_info`'s raw lock, taken as a [`RawSpinLockIrq`];
 //! - the end of an event (`xen_event_handler_exit`: clear `is_active`, then the pending bit).
 //!
-//! The `xen-pirq` chip stays in `events_base.c` with the physical IRQs, and uses the mask,
-//! unmask and retrigger exported here; these chips move an IRQ with the event core's
+//! The `xen-pirq` chip is the physical IRQs' (`events_pirq`), and uses the mask, unmask and
+//! retrigger exported here; these chips move an IRQ with the event core's
 //! `xen_set_affinity_irq()` (`events_affinity`), which rebinds the channel with the hypervisor.
 //!
 //! Every operation looks the IRQ's `irq_info` up and does nothing for an IRQ without one, or
@@ -237,7 +237,7 @@ fn set_affinity(irq: &IrqData, dest: &Cpumask, force: bool) -> Result<AffinitySe
     Ok(AffinitySet::Ok)
 }
 
-/// `irq_disable` and `irq_mask` of `xen-pirq` (`events_base.c`).
+/// `irq_disable` and `irq_mask` of `xen-pirq` (`events_pirq`).
 ///
 /// # Safety
 ///
