@@ -32,7 +32,8 @@
 //!   freed entry's poisoned link);
 //! - a startup whose port cannot be set up unmaps the port before closing it (C leaves the IRQ
 //!   naming the closed port); where C calls `BUG()` (a chip operation on an IRQ that is not a
-//!   PIRQ), nothing is done.
+//!   PIRQ), nothing is done; a GSI binding that cannot allocate its IRQ fails with `-ENOMEM` (C
+//!   returns -1).
 
 use core::ptr;
 use kernel::{
