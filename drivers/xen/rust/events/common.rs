@@ -47,6 +47,21 @@ pub(crate) fn max_channels() -> c_uint {
     unsafe { max_channels() }
 }
 
+/// An event channel operation (`HYPERVISOR_event_channel_op`) on `arg`.
+///
+/// # Safety
+///
+/// `arg` must be the argument structure of operation `cmd`.
+pub(crate) unsafe fn evtchn_op<T>(cmd: u32, arg: &mut T) -> kernel::error::Result {
+    // SAFETY: The caller's guarantee; `arg` outlives the call.
+    kernel::error::to_result(unsafe {
+        bindings::HYPERVISOR_event_channel_op(
+            cmd as kernel::ffi::c_int,
+            core::ptr::from_mut(arg).cast(),
+        )
+    })
+}
+
 /// The event core's lock of bindings and reference counts (`events_base.c`'s
 /// `xen_irq_mapping_update_lock`): under it, the port-to-IRQ map holds only live `irq_info`s,
 /// and their reference counts do not change.

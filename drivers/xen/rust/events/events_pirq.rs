@@ -63,6 +63,7 @@ use kernel::{
 
 mod common;
 use common::{
+    evtchn_op,
     mapping_lock,
     ops,
     LocalModule, //
@@ -226,13 +227,7 @@ unsafe fn startup(info: *mut bindings::irq_info) {
             port: 0,
         };
         // SAFETY: `bind` is this operation's argument.
-        let rc = unsafe {
-            bindings::HYPERVISOR_event_channel_op(
-                bindings::EVTCHNOP_bind_pirq as c_int,
-                (&raw mut bind).cast(),
-            )
-        };
-        if rc != 0 {
+        if unsafe { evtchn_op(bindings::EVTCHNOP_bind_pirq, &mut bind) }.is_err() {
             pr_warn!("Failed to obtain physical IRQ {}\n", irq);
             return;
         }

@@ -50,6 +50,7 @@ use kernel::{
 
 mod common;
 use common::{
+    evtchn_op,
     mapping_lock,
     max_channels, //
 };
@@ -140,18 +141,6 @@ fn xen_vcpu(cpu: c_uint) -> u32 {
     // SAFETY: The callers pass a possible CPU (it has tables); its vCPU number is a per-cpu
     // variable.
     unsafe { bindings::xen_vcpu_nr(cpu as c_int) }
-}
-
-/// An event channel operation on `arg`.
-///
-/// # Safety
-///
-/// `arg` must be the argument structure of operation `cmd`.
-unsafe fn evtchn_op<T>(cmd: u32, arg: &mut T) -> Result {
-    // SAFETY: The caller's guarantee; `arg` outlives the call.
-    kernel::error::to_result(unsafe {
-        bindings::HYPERVISOR_event_channel_op(cmd as c_int, core::ptr::from_mut(arg).cast())
-    })
 }
 
 /// The IRQ of `info`, an `irq_info` the caller holds.
