@@ -71,12 +71,42 @@ pub(crate) fn mapping_lock() -> &'static Mutex<()> {
     unsafe { Mutex::from_raw(&raw mut bindings::xen_irq_mapping_update_lock) }
 }
 
+/// Each `irq_info` on the list of all of them, the next read before the current is given to
+/// `f`, which may free it.
+///
+/// # Safety
+///
+/// The mapping lock must be held, or the other CPUs stopped (resume).
+pub(crate) unsafe fn for_each_info(mut f: impl FnMut(*mut bindings::irq_info)) {
+    let head = &raw mut bindings::xen_irq_list_head;
+    // SAFETY: The list is only changed under the mapping lock (or on resume), which the caller
+    // holds (or runs); its entries are live `irq_info`s linked by their `list`.
+    let mut link = unsafe { (*head).next };
+    while link != head {
+        // SAFETY: As above.
+        let next = unsafe { (*link).next };
+        f(kernel::container_of!(link, bindings::irq_info, list));
+        link = next;
+    }
+}
+
 /// What the crates' KUnit tests share.
 #[cfg(CONFIG_XEN_EVENTS_KUNIT_TEST)]
 pub(crate) mod kunit {
     use kernel::{
         bindings,
-        prelude::*, //
+        cpu::CpuId,
+        irq::IrqReturn,
+        prelude::*,
+        sync::atomic::{
+            Atomic,
+            Full,
+            Relaxed, //
+        },
+        xen::events::{
+            Handler,
+            Registration, //
+        },
     };
 
     /// Whether the test can use the hypervisor; marks it skipped if not.
@@ -129,5 +159,38 @@ pub(crate) mod kunit {
             unsafe { bindings::msleep(10) };
         }
         done()
+    }
+
+    /// A handler that counts its events, and remembers the CPU of the last.
+    #[pin_data]
+    pub(crate) struct Seen {
+        pub(crate) n: Atomic<u32>,
+        pub(crate) cpu: Atomic<u32>,
+    }
+
+    impl Seen {
+        /// No event seen yet.
+        pub(crate) fn new() -> impl PinInit<Self, Error> {
+            try_pin_init!(Seen {
+                n: Atomic::new(0),
+                cpu: Atomic::new(u32::MAX),
+            }? Error)
+        }
+    }
+
+    impl Handler for Seen {
+        fn handle(&self) -> IrqReturn {
+            self.cpu.store(CpuId::current().as_u32(), Relaxed);
+            self.n.fetch_add(1, Full);
+            IrqReturn::Handled
+        }
+    }
+
+    /// A port bound to a [`Seen`].
+    pub(crate) type Bound = Pin<KBox<Registration<Seen>>>;
+
+    /// Waits up to 5 s for `end`'s handler to have run `n` times.
+    pub(crate) fn wait_for(end: &Bound, n: u32) -> bool {
+        wait_until(|| end.handler().n.load(Relaxed) >= n)
     }
 }

@@ -296,38 +296,21 @@ mod tests {
     use common::kunit::{
         info,
         port_status,
-        wait_until, //
+        wait_for,
+        Bound,
+        Seen, //
     };
     use kernel::{
         cpumask::CpumaskVar,
         error::to_result,
         ffi::c_void,
-        irq::IrqReturn,
         sync::atomic::Full,
         xen::events::{
-            Handler,
             Port,
             Registration,
             DOMID_SELF, //
         },
     };
-
-    /// Counts its events, and remembers the CPU of the last.
-    #[pin_data]
-    struct Seen {
-        n: Atomic<u32>,
-        cpu: Atomic<u32>,
-    }
-
-    impl Handler for Seen {
-        fn handle(&self) -> IrqReturn {
-            self.cpu.store(CpuId::current().as_u32(), Relaxed);
-            self.n.fetch_add(1, Full);
-            IrqReturn::Handled
-        }
-    }
-
-    type Bound = Pin<KBox<Registration<Seen>>>;
 
     /// Whether the test can use the hypervisor and at least two CPUs are online; marks it
     /// skipped if not.
@@ -350,24 +333,12 @@ mod tests {
         let b = Port::bind_interdomain(DOMID_SELF, a.number())?;
         let bind = |port| {
             KBox::pin_init(
-                Registration::new(
-                    port,
-                    c"rust-xen-affinity-kunit",
-                    try_pin_init!(Seen {
-                        n: Atomic::new(0),
-                        cpu: Atomic::new(u32::MAX),
-                    }? Error),
-                ),
+                Registration::new(port, c"rust-xen-affinity-kunit", Seen::new()),
                 GFP_KERNEL,
             )
         };
         let a = bind(a)?;
         Ok((a, bind(b)?))
-    }
-
-    /// Waits up to 5 s for `end`'s handler to have run `n` times.
-    fn wait_for(end: &Bound, n: u32) -> bool {
-        wait_until(|| end.handler().n.load(Relaxed) >= n)
     }
 
     /// The online CPUs.

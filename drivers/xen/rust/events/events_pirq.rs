@@ -64,6 +64,7 @@ use kernel::{
 mod common;
 use common::{
     evtchn_op,
+    for_each_info,
     mapping_lock,
     ops,
     LocalModule, //
@@ -386,25 +387,6 @@ unsafe fn pirq_setup(
         (*info).u.pirq.domid = domid;
         (*info).u.pirq.flags = flags;
         bindings::xen_irq_info_common_setup(info, bindings::xen_irq_type_IRQT_PIRQ, 0, 0)
-    }
-}
-
-/// Each `irq_info` on the list of all of them, the next read before the current is given to
-/// `f`, which may free it.
-///
-/// # Safety
-///
-/// The mapping lock must be held, or the other CPUs stopped (resume).
-unsafe fn for_each_info(mut f: impl FnMut(*mut bindings::irq_info)) {
-    let head = &raw mut bindings::xen_irq_list_head;
-    // SAFETY: The list is only changed under the mapping lock (or on resume), which the caller
-    // holds (or runs); its entries are live `irq_info`s linked by their `list`.
-    let mut link = unsafe { (*head).next };
-    while link != head {
-        // SAFETY: As above.
-        let next = unsafe { (*link).next };
-        f(kernel::container_of!(link, bindings::irq_info, list));
-        link = next;
     }
 }
 
@@ -754,10 +736,7 @@ mod tests {
         port_status,
         wait_until, //
     };
-    use kernel::sync::atomic::{
-        Full,
-        Relaxed, //
-    };
+    use kernel::sync::atomic::Full;
 
     const NAME: &CStr = c"rust-xen-pirq-kunit";
     /// A GSI of the emulated machine's I/O APIC (24 pins) that no device is wired to: its PCI
@@ -859,9 +838,9 @@ mod tests {
                 assert_eq!(status.status, bindings::EVTCHNSTAT_pirq);
                 // SAFETY: The status is a PIRQ's, whose member of the union Xen wrote.
                 assert_eq!(unsafe { status.u.pirq }, u32::from(pirq));
-                // SAFETY: Any port may be looked up.
+                // SAFETY: Any IRQ may be looked up.
                 assert_eq!(unsafe { bindings::xen_info_for_irq(irq) }, i);
-                // SAFETY: As above.
+                // SAFETY: Any port may be looked up.
                 assert_eq!(unsafe { bindings::xen_evtchn_to_info(port) }, i);
             }
         }
