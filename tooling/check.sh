@@ -83,7 +83,7 @@ python3 "$XR_TOP/tools/testing/xen/xen-test.py" run "${full[@]}" --obj "$XR_OBJ"
 	--expect-suite rust_xen_xenstore \
 	--expect-suite rust_xen_gnttab_core --expect-suite rust_xen_gnttab_misuse --expect-suite rust_xen_evtchn_abi \
 	--expect-suite rust_xen_xenbus_frontend --expect-suite rust_xen_xenbus_backend \
-	--expect-suite rust_xen_xenbus_device --expect-suite rust_xen_events_lateeoi --expect-suite rust_xen_events_map --expect-suite rust_xen_events_api --expect-suite rust_xen_events_affinity --expect-suite rust_xen_events_irqinfo --expect-suite rust_xen_events_bind --expect-suite rust_xen_events_virq_ipi --expect-suite rust_xen_events_pirq --expect-suite rust_kernel_irq_chip \
+	--expect-suite rust_xen_xenbus_device --expect-suite rust_xen_events_lateeoi --expect-suite rust_xen_events_map --expect-suite rust_xen_events_api --expect-suite rust_xen_events_affinity --expect-suite rust_xen_events_irqinfo --expect-suite rust_xen_events_bind --expect-suite rust_xen_events_virq_ipi --expect-suite rust_xen_events_pirq --expect-suite rust_xen_events_resume --expect-suite rust_kernel_irq_chip \
 	--expect-kselftest xen_demo --expect-kselftest xen_pv 2>&1 |
 	tee "$XR_LOGS/xen-test.log" | sed '$d'
 add_counts "$XR_LOGS/xen-test.log" "Xen run"
@@ -97,7 +97,7 @@ python3 "$XR_TOP/tools/testing/xen/xen-test.py" run "${full[@]}" --swap-abis --o
 	--expect-suite rust_xen_xenstore \
 	--expect-suite rust_xen_gnttab_core --expect-suite rust_xen_gnttab_misuse --expect-suite rust_xen_evtchn_abi \
 	--expect-suite rust_xen_xenbus_frontend --expect-suite rust_xen_xenbus_backend \
-	--expect-suite rust_xen_xenbus_device --expect-suite rust_xen_events_lateeoi --expect-suite rust_xen_events_map --expect-suite rust_xen_events_api --expect-suite rust_xen_events_affinity --expect-suite rust_xen_events_irqinfo --expect-suite rust_xen_events_bind --expect-suite rust_xen_events_virq_ipi --expect-suite rust_xen_events_pirq --expect-suite rust_kernel_irq_chip \
+	--expect-suite rust_xen_xenbus_device --expect-suite rust_xen_events_lateeoi --expect-suite rust_xen_events_map --expect-suite rust_xen_events_api --expect-suite rust_xen_events_affinity --expect-suite rust_xen_events_irqinfo --expect-suite rust_xen_events_bind --expect-suite rust_xen_events_virq_ipi --expect-suite rust_xen_events_pirq --expect-suite rust_xen_events_resume --expect-suite rust_kernel_irq_chip \
 	--expect-kselftest xen_demo --expect-kselftest xen_pv 2>&1 |
 	sed -u -E 's/^( *)(PASS|FAIL|SKIP) /\1\2 [ABIs swapped] /' | tee "$XR_LOGS/xen-test-swapped.log" | sed '$d'
 add_counts "$XR_LOGS/xen-test-swapped.log" "Xen run with the ABIs swapped"

@@ -104,6 +104,29 @@ __rust_helper int rust_helper_HYPERVISOR_physdev_op(int cmd, void *arg)
 	return HYPERVISOR_physdev_op(cmd, arg);
 }
 
+#ifdef CONFIG_X86
+/*
+ * The HVM event callback: xen/hvm.h and xen/interface/hvm/hvm_op.h do not go
+ * through bindgen (the guest handles of hvm_op.h's typedefs clash with them).
+ * The "via" that has Xen raise the event vector, and the request that it
+ * raise it on vCPU vcpu.
+ */
+__rust_helper u64 rust_helper_xen_hvm_callback_vector_via(void)
+{
+	return HVM_CALLBACK_VECTOR(HYPERVISOR_CALLBACK_VECTOR);
+}
+
+__rust_helper int rust_helper_xen_hvm_set_evtchn_upcall_vector(u32 vcpu)
+{
+	xen_hvm_evtchn_upcall_vector_t op = {
+		.vector = HYPERVISOR_CALLBACK_VECTOR,
+		.vcpu = vcpu,
+	};
+
+	return HYPERVISOR_hvm_op(HVMOP_set_evtchn_upcall_vector, &op);
+}
+#endif
+
 __rust_helper int rust_helper_HYPERVISOR_vcpu_op(int cmd, int vcpuid, void *extra_args)
 {
 	return HYPERVISOR_vcpu_op(cmd, vcpuid, extra_args);

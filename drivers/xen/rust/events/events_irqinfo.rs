@@ -8,7 +8,7 @@
 //!
 //! - [`xen_allocate_irq_dynamic`] and [`xen_allocate_irq_gsi`] allocate a descriptor and an
 //!   unbound `irq_info` for it ([`xen_irq_init`]), on the list of all of them,
-//!   [`xen_irq_list_head`], which resume (`events_base.c`) and the PIRQ code (`events_pirq`)
+//!   [`xen_irq_list_head`], which resume (`events_resume`) and the PIRQ code (`events_pirq`)
 //!   walk;
 //! - [`xen_irq_info_common_setup`] and [`xen_irq_info_evtchn_setup`] record the channel the IRQ is
 //!   bound to, map its port to the IRQ and let drivers request it; [`xen_irq_info_cleanup`]
@@ -53,7 +53,7 @@ const HIDDEN: c_ulong = (bindings::IRQ_NOREQUEST | bindings::IRQ_NOAUTOEN) as c_
 /// Every `irq_info`, bound or not (C's `xen_irq_list_head`), linked by their `list`.
 ///
 /// Changed only here, with the event core's mapping lock held; the PIRQ code walks it under the
-/// same lock, or from resume, as `events_base.c`'s resume does.
+/// same lock, and it and resume (`events_resume`) walk it with the other CPUs stopped.
 #[no_mangle]
 static mut xen_irq_list_head: bindings::list_head = bindings::list_head {
     next: &raw mut xen_irq_list_head,
