@@ -70,7 +70,8 @@ REPLACED = [
     ("drivers/xen/events/events_irqinfo.o", 15),
     ("drivers/xen/events/events_bind.o", 15),
     ("drivers/xen/events/events_virq_ipi.o", 15),
-    ("drivers/xen/events/events_base.o", 15),
+    ("drivers/xen/events/events_pirq.o", 15),
+    ("drivers/xen/events/events_resume.o", 15),
 ]
 
 
@@ -189,6 +190,9 @@ RUST_OBJECTS = {
                                          "drivers/xen/rust/events/bind-glue.o"),
     "drivers/xen/events/events_virq_ipi.o": ("drivers/xen/rust/events/events_virq_ipi.o",
                                              "drivers/xen/rust/events/virq-ipi-glue.o"),
+    "drivers/xen/events/events_pirq.o": ("drivers/xen/rust/events/events_pirq.o",
+                                         "drivers/xen/rust/events/pirq-glue.o"),
+    "drivers/xen/events/events_resume.o": ("drivers/xen/rust/events/events_resume.o",),
 }
 
 # The C objects a Rust core replaces, where that is more than the one it is listed under: the
